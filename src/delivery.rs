@@ -1,0 +1,134 @@
+//! What a verified request yields: the delivery id and the [`Verified`] result.
+
+use std::fmt;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::signature::Tag;
+
+/// Longest delivery id accepted.
+pub const MAX_DELIVERY_ID_LEN: usize = 256;
+
+/// A delivery id: 1 to 256 visible ASCII characters, stored inline (no allocation).
+///
+/// The id is not covered by the signature: it identifies the provider's retries, it does not
+/// prove anything by itself.
+#[derive(Clone, Copy)]
+pub struct DeliveryId {
+    bytes: [u8; MAX_DELIVERY_ID_LEN],
+    len: usize,
+}
+
+impl DeliveryId {
+    /// Validates an id. The reason is a short static message.
+    pub fn parse(value: &[u8]) -> Result<Self, &'static str> {
+        if value.is_empty() {
+            return Err("empty");
+        }
+        if value.len() > MAX_DELIVERY_ID_LEN {
+            return Err("longer than 256 characters");
+        }
+        if !value.iter().all(u8::is_ascii_graphic) {
+            return Err("only visible ASCII characters are allowed");
+        }
+        let mut bytes = [0; MAX_DELIVERY_ID_LEN];
+        bytes[..value.len()].copy_from_slice(value);
+        Ok(Self {
+            bytes,
+            len: value.len(),
+        })
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // Only visible ASCII gets in, so this never falls back.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    /// The id's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl PartialEq for DeliveryId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for DeliveryId {}
+
+impl fmt::Debug for DeliveryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DeliveryId").field(&self.as_str()).finish()
+    }
+}
+
+impl fmt::Display for DeliveryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A delivery whose signature matched and whose timestamp is inside the window.
+#[derive(Clone)]
+pub struct Verified {
+    pub(crate) delivery_id: Option<DeliveryId>,
+    pub(crate) timestamp: OffsetDateTime,
+    pub(crate) secret: Arc<str>,
+    pub(crate) tag: Tag,
+}
+
+impl Verified {
+    /// The delivery id header, if the request carried one.
+    pub fn delivery_id(&self) -> Option<&DeliveryId> {
+        self.delivery_id.as_ref()
+    }
+
+    /// The signed timestamp.
+    pub fn timestamp(&self) -> OffsetDateTime {
+        self.timestamp
+    }
+
+    /// The label of the secret that matched.
+    pub fn secret_label(&self) -> &str {
+        &self.secret
+    }
+
+    /// The tag that matched: the request's MAC, which the dedupe layer remembers to catch a
+    /// byte-for-byte replay under a fresh delivery id.
+    pub fn tag(&self) -> &Tag {
+        &self.tag
+    }
+}
+
+impl fmt::Debug for Verified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verified")
+            .field("delivery_id", &self.delivery_id)
+            .field("timestamp", &self.timestamp)
+            .field("secret", &self.secret)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_ids_are_bounded_visible_ascii() {
+        assert_eq!(
+            DeliveryId::parse(b"dlv_0001").map(|id| id.to_string()),
+            Ok("dlv_0001".into())
+        );
+        assert!(DeliveryId::parse(&[b'a'; 256]).is_ok());
+        assert!(DeliveryId::parse(&[b'a'; 257]).is_err());
+        assert!(DeliveryId::parse(b"").is_err());
+        assert!(DeliveryId::parse(b"has space").is_err());
+        assert!(DeliveryId::parse(b"tab\t").is_err());
+        assert!(DeliveryId::parse("é".as_bytes()).is_err());
+    }
+}

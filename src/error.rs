@@ -1,0 +1,132 @@
+//! Errors, split by cause: [`Error`] for a rejected request, [`ConfigError`] for a verifier or
+//! signer that cannot be built.
+
+use std::fmt;
+
+use http::HeaderName;
+use time::Duration;
+
+/// Why a request was rejected.
+///
+/// [`Error::kind`] gives a stable name for each variant (the names the test vectors use), fit
+/// for metrics and for response bodies. `Display` gives the detail an operator needs (which
+/// header, how far out of the window) and never secret material or the expected signature.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Error {
+    /// A required header is absent.
+    MissingHeader {
+        /// The header's name.
+        header: HeaderName,
+    },
+    /// The signature header is repeated, too long, or not a list of `sha256=<64 hex digits>`.
+    MalformedSignature {
+        /// The header's name.
+        header: HeaderName,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// No carried signature matches any configured secret. Says nothing more, on purpose.
+    SignatureMismatch,
+    /// The timestamp header is repeated or is not Unix seconds, Unix milliseconds or RFC 3339.
+    MalformedTimestamp {
+        /// The header's name.
+        header: HeaderName,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The timestamp is further from now than the tolerance: a replay, or a badly set clock.
+    TimestampOutOfTolerance {
+        /// How far the timestamp lies in the past (negative: in the future).
+        drift: Duration,
+        /// The configured tolerance.
+        tolerance: Duration,
+    },
+    /// The delivery id header is repeated, empty, too long or not visible ASCII.
+    MalformedDeliveryId {
+        /// The header's name.
+        header: HeaderName,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+impl Error {
+    /// A stable, short name for the kind of error: `missing_header`, `malformed_signature`,
+    /// `signature_mismatch`, `malformed_timestamp`, `timestamp_out_of_tolerance`,
+    /// `malformed_delivery_id`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::MissingHeader { .. } => "missing_header",
+            Self::MalformedSignature { .. } => "malformed_signature",
+            Self::SignatureMismatch => "signature_mismatch",
+            Self::MalformedTimestamp { .. } => "malformed_timestamp",
+            Self::TimestampOutOfTolerance { .. } => "timestamp_out_of_tolerance",
+            Self::MalformedDeliveryId { .. } => "malformed_delivery_id",
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingHeader { header } => write!(f, "missing header {header}"),
+            Self::MalformedSignature { header, reason }
+            | Self::MalformedTimestamp { header, reason }
+            | Self::MalformedDeliveryId { header, reason } => {
+                write!(f, "malformed header {header}: {reason}")
+            }
+            Self::SignatureMismatch => f.write_str("no signature matches a configured secret"),
+            Self::TimestampOutOfTolerance { drift, tolerance } => {
+                let direction = if drift.is_negative() {
+                    "in the future"
+                } else {
+                    "in the past"
+                };
+                write!(
+                    f,
+                    "timestamp is {} {direction}, outside the tolerance of {}",
+                    drift.abs(),
+                    tolerance
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Why a [`Verifier`](crate::Verifier) or [`Signer`](crate::Signer) could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No secret was configured: nothing could ever verify.
+    NoSecrets,
+    /// A secret is empty: anyone could forge its signatures.
+    EmptySecret {
+        /// The secret's label.
+        label: String,
+    },
+    /// Two secrets share a label, so a match could not say which one it was.
+    DuplicateLabel {
+        /// The repeated label.
+        label: String,
+    },
+    /// The tolerance is negative.
+    NegativeTolerance,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoSecrets => f.write_str("no secret configured"),
+            Self::EmptySecret { label } => write!(f, "secret {label:?} is empty"),
+            Self::DuplicateLabel { label } => {
+                write!(f, "two secrets are labelled {label:?}")
+            }
+            Self::NegativeTolerance => f.write_str("the tolerance must not be negative"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}

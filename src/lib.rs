@@ -1,0 +1,25 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod clock;
+mod delivery;
+mod error;
+mod scheme;
+mod secret;
+mod sign;
+mod signature;
+mod timestamp;
+mod verifier;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use delivery::{DeliveryId, MAX_DELIVERY_ID_LEN, Verified};
+pub use error::{ConfigError, Error};
+pub use scheme::HeaderNames;
+pub use secret::Secret;
+pub use sign::{SignedHeaders, Signer};
+pub use signature::{MAX_SIGNATURE_HEADER_LEN, MAX_SIGNATURES, Tag};
+pub use timestamp::MAX_TIMESTAMP_LEN;
+pub use verifier::{DEFAULT_TOLERANCE, HeaderValues, Precheck, Verifier, VerifierBuilder};
+
+/// Re-exported so that users name the same `time` types the API takes.
+pub use time;

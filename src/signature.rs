@@ -1,0 +1,149 @@
+//! The signature header: parsing `sha256=<hex>` lists and comparing tags in constant time.
+
+use std::fmt;
+
+use subtle::{Choice, ConstantTimeEq};
+
+/// Most signatures one header may carry (a provider rotating secrets sends one per secret).
+pub const MAX_SIGNATURES: usize = 8;
+
+/// Longest signature header accepted; longer ones are rejected before any parsing.
+pub const MAX_SIGNATURE_HEADER_LEN: usize = 1024;
+
+/// An HMAC-SHA256 tag.
+///
+/// Deliberately without `PartialEq`: tags are compared only through [`Tag::ct_eq`]. `Debug`
+/// does not print the bytes.
+#[derive(Clone, Copy)]
+pub struct Tag([u8; 32]);
+
+impl Tag {
+    /// Wraps 32 raw bytes.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw bytes, e.g. to build a dedupe key.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Constant-time equality.
+    pub fn ct_eq(&self, other: &Self) -> Choice {
+        self.0.ct_eq(&other.0)
+    }
+}
+
+impl fmt::Debug for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Tag(<redacted>)")
+    }
+}
+
+/// The signatures found in one header, decoded, without allocation.
+#[derive(Clone, Copy)]
+pub(crate) struct Signatures {
+    tags: [Tag; MAX_SIGNATURES],
+    len: usize,
+}
+
+impl Signatures {
+    /// Parses a header value carrying one or more `{prefix}<64 hex digits>` entries separated by
+    /// `,` or spaces. Every entry must be well formed; the reason is a short static message.
+    pub(crate) fn parse(value: &[u8], prefix: &[u8]) -> Result<Self, &'static str> {
+        if value.len() > MAX_SIGNATURE_HEADER_LEN {
+            return Err("longer than 1024 bytes");
+        }
+        let mut signatures = Self {
+            tags: [Tag([0; 32]); MAX_SIGNATURES],
+            len: 0,
+        };
+        for entry in value
+            .split(|&b| b == b',' || b == b' ')
+            .filter(|entry| !entry.is_empty())
+        {
+            if signatures.len == MAX_SIGNATURES {
+                return Err("more than 8 signatures");
+            }
+            let digits = entry
+                .strip_prefix(prefix)
+                .ok_or("expected sha256=<64 hex digits>")?;
+            if digits.len() != 64 {
+                return Err("the digest must be exactly 64 hex digits");
+            }
+            let mut tag = [0u8; 32];
+            hex::decode_to_slice(digits, &mut tag).map_err(|_| "the digest is not hex")?;
+            signatures.tags[signatures.len] = Tag(tag);
+            signatures.len += 1;
+        }
+        if signatures.len == 0 {
+            return Err("no signature");
+        }
+        Ok(signatures)
+    }
+
+    /// Whether any carried tag equals `computed`. Every carried tag is compared, each in
+    /// constant time.
+    pub(crate) fn matches(&self, computed: &Tag) -> bool {
+        let mut found = Choice::from(0);
+        for tag in &self.tags[..self.len] {
+            found |= tag.ct_eq(computed);
+        }
+        found.into()
+    }
+}
+
+impl fmt::Debug for Signatures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signatures")
+            .field("count", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEX: &str = "8b97869b180d893b6e881d048de03257b14133f990b707ba7c2a5fcd1e698826";
+
+    fn parse(value: &str) -> Result<Signatures, &'static str> {
+        Signatures::parse(value.as_bytes(), b"sha256=")
+    }
+
+    #[test]
+    fn accepts_lists_separated_by_commas_or_spaces() {
+        let one = format!("sha256={HEX}");
+        assert_eq!(parse(&one).map(|s| s.len), Ok(1));
+        let list = format!("sha256={HEX}, sha256={HEX} sha256={HEX},");
+        assert_eq!(parse(&list).map(|s| s.len), Ok(3));
+    }
+
+    #[test]
+    fn rejects_bad_entries() {
+        assert!(parse("").is_err());
+        assert!(parse(" , ").is_err());
+        assert!(parse("sha256=").is_err());
+        assert!(parse(&format!("sha256={}", &HEX[..63])).is_err());
+        assert!(parse(&format!("sha256={HEX}0")).is_err());
+        assert!(parse(&format!("SHA256={HEX}")).is_err());
+        assert!(parse(&format!("sha256={HEX},v1=abc")).is_err());
+        let nine = vec![format!("sha256={HEX}"); 9].join(",");
+        assert_eq!(parse(&nine).err(), Some("more than 8 signatures"));
+        let eight = vec![format!("sha256={HEX}"); 8].join(",");
+        assert!(parse(&eight).is_ok());
+        let long = format!("sha256={HEX}{}", " ".repeat(1024));
+        assert_eq!(parse(&long).err(), Some("longer than 1024 bytes"));
+    }
+
+    #[test]
+    fn matches_any_carried_tag() {
+        let other = "00".repeat(32);
+        let sigs = parse(&format!("sha256={other},sha256={HEX}")).expect("well formed");
+        let mut wanted = [0u8; 32];
+        hex::decode_to_slice(HEX, &mut wanted).expect("hex");
+        assert!(sigs.matches(&Tag(wanted)));
+        wanted[31] ^= 1;
+        assert!(!sigs.matches(&Tag(wanted)));
+    }
+}

@@ -1,0 +1,356 @@
+//! The verifier: headers first, then the window, then the HMAC.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hmac::Mac;
+use http::{HeaderMap, HeaderName};
+use time::{Duration, OffsetDateTime};
+
+use crate::clock::{Clock, SystemClock};
+use crate::delivery::{DeliveryId, Verified};
+use crate::error::{ConfigError, Error};
+use crate::scheme::{HeaderNames, Scheme};
+use crate::secret::{KeyedSecret, Secret};
+use crate::signature::{Signatures, Tag};
+use crate::timestamp::{self, MAX_TIMESTAMP_LEN};
+
+/// The default tolerance: five minutes either way.
+pub const DEFAULT_TOLERANCE: Duration = Duration::seconds(300);
+
+/// Checks that a delivery is genuine (its signature matches a configured secret) and fresh (its
+/// timestamp is inside the tolerance window).
+///
+/// Cheap to clone (one `Arc`); build it once and share it. Every secret is keyed once, at
+/// [`build`](VerifierBuilder::build); [`verify`](Verifier::verify) does not allocate.
+///
+/// ```
+/// use hookverify::{Signer, Verifier};
+///
+/// let verifier = Verifier::builder().secret("current", "whsec_example").build()?;
+/// let signed = Signer::new("whsec_example")?.sign("dlv_1", b"{}");
+/// let verified = verifier.verify(&signed.header_map()?, b"{}")?;
+/// assert_eq!(verified.secret_label(), "current");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    secrets: Box<[KeyedSecret]>,
+    tolerance: Duration,
+    clock: Arc<dyn Clock>,
+    scheme: Scheme,
+    /// Index of the secret that matched last: tried first, since during a rotation most
+    /// deliveries are signed with the same one.
+    last_match: AtomicUsize,
+}
+
+/// The three header values, for callers that do not hold an [`http::HeaderMap`].
+///
+/// Rejecting a repeated header is then the caller's job: pass the value only if it occurred
+/// once.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeaderValues<'a> {
+    /// The signature header's value.
+    pub signature: Option<&'a [u8]>,
+    /// The timestamp header's value, exactly as received.
+    pub timestamp: Option<&'a [u8]>,
+    /// The delivery id header's value.
+    pub delivery_id: Option<&'a [u8]>,
+}
+
+/// A request whose headers passed the cheap checks (present, well formed, inside the window).
+///
+/// Owns what it needs, so the body can be read afterwards; finish with
+/// [`Verifier::verify_body`]. Nothing here is trusted until then.
+#[derive(Clone)]
+pub struct Precheck {
+    signatures: Signatures,
+    timestamp_raw: [u8; MAX_TIMESTAMP_LEN],
+    timestamp_len: usize,
+    timestamp: OffsetDateTime,
+    delivery_id: Option<DeliveryId>,
+}
+
+impl Precheck {
+    /// The delivery id header, if present (unverified until the body is).
+    pub fn delivery_id(&self) -> Option<&DeliveryId> {
+        self.delivery_id.as_ref()
+    }
+
+    /// The timestamp header, parsed (unverified until the body is).
+    pub fn timestamp(&self) -> OffsetDateTime {
+        self.timestamp
+    }
+
+    fn timestamp_raw(&self) -> &[u8] {
+        &self.timestamp_raw[..self.timestamp_len]
+    }
+}
+
+impl fmt::Debug for Precheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Precheck")
+            .field("delivery_id", &self.delivery_id)
+            .field("timestamp", &self.timestamp)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// Starts a configuration with the defaults: `X-Agent-*` headers, a 300 s tolerance, the
+    /// system clock, and no secret yet.
+    pub fn builder() -> VerifierBuilder {
+        VerifierBuilder::default()
+    }
+
+    /// Verifies a request from its headers and its raw body bytes (as received: never a
+    /// re-encoded or decoded form).
+    pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Error> {
+        let precheck = self.precheck(headers)?;
+        self.verify_body(&precheck, body)
+    }
+
+    /// [`verify`](Self::verify) over plain header values.
+    pub fn verify_values(&self, values: HeaderValues<'_>, body: &[u8]) -> Result<Verified, Error> {
+        let precheck = self.precheck_values(values)?;
+        self.verify_body(&precheck, body)
+    }
+
+    /// The checks that need no body: headers present, single and well formed, timestamp inside
+    /// the window. Run it before reading the body, so that a stale or malformed request costs
+    /// nothing more.
+    pub fn precheck(&self, headers: &HeaderMap) -> Result<Precheck, Error> {
+        let names = &self.inner.scheme.names;
+        let signature =
+            single(headers, &names.signature).map_err(|reason| Error::MalformedSignature {
+                header: names.signature.clone(),
+                reason,
+            })?;
+        let timestamp =
+            single(headers, &names.timestamp).map_err(|reason| Error::MalformedTimestamp {
+                header: names.timestamp.clone(),
+                reason,
+            })?;
+        let delivery_id =
+            single(headers, &names.delivery_id).map_err(|reason| Error::MalformedDeliveryId {
+                header: names.delivery_id.clone(),
+                reason,
+            })?;
+        self.precheck_values(HeaderValues {
+            signature,
+            timestamp,
+            delivery_id,
+        })
+    }
+
+    /// [`precheck`](Self::precheck) over plain header values.
+    pub fn precheck_values(&self, values: HeaderValues<'_>) -> Result<Precheck, Error> {
+        let names = &self.inner.scheme.names;
+        let missing = |header: &HeaderName| Error::MissingHeader {
+            header: header.clone(),
+        };
+        let signature = values.signature.ok_or_else(|| missing(&names.signature))?;
+        let timestamp_raw = values.timestamp.ok_or_else(|| missing(&names.timestamp))?;
+
+        let signatures = self
+            .inner
+            .scheme
+            .parse_signatures(signature)
+            .map_err(|reason| Error::MalformedSignature {
+                header: names.signature.clone(),
+                reason,
+            })?;
+        let timestamp =
+            timestamp::parse(timestamp_raw).map_err(|reason| Error::MalformedTimestamp {
+                header: names.timestamp.clone(),
+                reason,
+            })?;
+        let delivery_id = values
+            .delivery_id
+            .map(DeliveryId::parse)
+            .transpose()
+            .map_err(|reason| Error::MalformedDeliveryId {
+                header: names.delivery_id.clone(),
+                reason,
+            })?;
+
+        let drift = timestamp::drift(self.inner.clock.now(), timestamp);
+        if !timestamp::within(drift, self.inner.tolerance) {
+            return Err(Error::TimestampOutOfTolerance {
+                drift,
+                tolerance: self.inner.tolerance,
+            });
+        }
+
+        // `timestamp::parse` rejected anything longer than the buffer.
+        let mut raw = [0; MAX_TIMESTAMP_LEN];
+        raw[..timestamp_raw.len()].copy_from_slice(timestamp_raw);
+        Ok(Precheck {
+            signatures,
+            timestamp_raw: raw,
+            timestamp_len: timestamp_raw.len(),
+            timestamp,
+            delivery_id,
+        })
+    }
+
+    /// Checks the body of a prechecked request against every configured secret, the one that
+    /// matched last first. The body is hashed once per secret tried.
+    pub fn verify_body(&self, precheck: &Precheck, body: &[u8]) -> Result<Verified, Error> {
+        let secrets = &self.inner.secrets;
+        let first = self.inner.last_match.load(Ordering::Relaxed);
+        for offset in 0..secrets.len() {
+            let index = (first + offset) % secrets.len();
+            let secret = &secrets[index];
+            let tag = self.tag(secret, precheck.timestamp_raw(), body);
+            if precheck.signatures.matches(&tag) {
+                if index != first {
+                    self.inner.last_match.store(index, Ordering::Relaxed);
+                }
+                return Ok(Verified {
+                    delivery_id: precheck.delivery_id,
+                    timestamp: precheck.timestamp,
+                    secret: Arc::clone(&secret.label),
+                    tag,
+                });
+            }
+        }
+        Err(Error::SignatureMismatch)
+    }
+
+    /// The tolerance window, either way.
+    pub fn tolerance(&self) -> Duration {
+        self.inner.tolerance
+    }
+
+    /// The clock the window is checked against.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The configured header names.
+    pub fn header_names(&self) -> &HeaderNames {
+        &self.inner.scheme.names
+    }
+
+    fn tag(&self, secret: &KeyedSecret, timestamp: &[u8], body: &[u8]) -> Tag {
+        let mut mac = secret.mac.clone();
+        self.inner.scheme.begin_message(&mut mac, timestamp);
+        mac.update(body);
+        Tag::from_bytes(mac.finalize().into_bytes().into())
+    }
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let labels: Vec<&str> = self.inner.secrets.iter().map(|s| &*s.label).collect();
+        f.debug_struct("Verifier")
+            .field("secrets", &labels)
+            .field("tolerance", &self.inner.tolerance)
+            .field("clock", &self.inner.clock)
+            .field("header_names", &self.inner.scheme.names)
+            .finish()
+    }
+}
+
+/// The value of a header that must occur at most once.
+fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a [u8]>, &'static str> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err("repeated");
+    }
+    Ok(first.map(http::HeaderValue::as_bytes))
+}
+
+/// Configuration for a [`Verifier`].
+#[derive(Debug)]
+pub struct VerifierBuilder {
+    secrets: Vec<Secret>,
+    tolerance: Duration,
+    clock: Arc<dyn Clock>,
+    names: HeaderNames,
+}
+
+impl Default for VerifierBuilder {
+    fn default() -> Self {
+        Self {
+            secrets: Vec::new(),
+            tolerance: DEFAULT_TOLERANCE,
+            clock: Arc::new(SystemClock),
+            names: HeaderNames::default(),
+        }
+    }
+}
+
+impl VerifierBuilder {
+    /// Adds a secret. Add several during a rotation: a delivery signed with any of them
+    /// verifies, and the result names the one that matched.
+    #[must_use]
+    pub fn secret(mut self, label: impl Into<Arc<str>>, value: impl Into<Vec<u8>>) -> Self {
+        self.secrets.push(Secret::new(label, value));
+        self
+    }
+
+    /// Adds secrets built elsewhere.
+    #[must_use]
+    pub fn secrets(mut self, secrets: impl IntoIterator<Item = Secret>) -> Self {
+        self.secrets.extend(secrets);
+        self
+    }
+
+    /// How far a timestamp may be from now, either way (default 300 s, bounds included).
+    #[must_use]
+    pub fn tolerance(mut self, tolerance: Duration) -> Self {
+        self.tolerance = tolerance;
+        self
+    }
+
+    /// Where "now" comes from (default: the system clock).
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The header names (default `X-Agent-Signature`, `X-Agent-Timestamp`,
+    /// `X-Agent-Delivery-Id`).
+    #[must_use]
+    pub fn header_names(mut self, names: HeaderNames) -> Self {
+        self.names = names;
+        self
+    }
+
+    /// Keys every secret and checks the configuration.
+    pub fn build(self) -> Result<Verifier, ConfigError> {
+        if self.secrets.is_empty() {
+            return Err(ConfigError::NoSecrets);
+        }
+        if self.tolerance.is_negative() {
+            return Err(ConfigError::NegativeTolerance);
+        }
+        let mut keyed: Vec<KeyedSecret> = Vec::with_capacity(self.secrets.len());
+        for secret in self.secrets {
+            if keyed.iter().any(|k| *k.label == *secret.label()) {
+                return Err(ConfigError::DuplicateLabel {
+                    label: secret.label().to_owned(),
+                });
+            }
+            keyed.push(secret.into_keyed()?);
+        }
+        Ok(Verifier {
+            inner: Arc::new(Inner {
+                secrets: keyed.into_boxed_slice(),
+                tolerance: self.tolerance,
+                clock: self.clock,
+                scheme: Scheme::agent(self.names),
+                last_match: AtomicUsize::new(0),
+            }),
+        })
+    }
+}
