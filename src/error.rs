@@ -6,6 +6,8 @@ use std::fmt;
 use http::HeaderName;
 use time::Duration;
 
+use crate::store::StoreError;
+
 /// Why a request was rejected.
 ///
 /// [`Error::kind`] gives a stable name for each variant (the names the test vectors use), fit
@@ -49,12 +51,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The dedupe store did not answer: the delivery was not accepted (fail closed).
+    StoreUnavailable(StoreError),
 }
 
 impl Error {
     /// A stable, short name for the kind of error: `missing_header`, `malformed_signature`,
     /// `signature_mismatch`, `malformed_timestamp`, `timestamp_out_of_tolerance`,
-    /// `malformed_delivery_id`.
+    /// `malformed_delivery_id`, `store_unavailable`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::MissingHeader { .. } => "missing_header",
@@ -63,6 +67,7 @@ impl Error {
             Self::MalformedTimestamp { .. } => "malformed_timestamp",
             Self::TimestampOutOfTolerance { .. } => "timestamp_out_of_tolerance",
             Self::MalformedDeliveryId { .. } => "malformed_delivery_id",
+            Self::StoreUnavailable(_) => "store_unavailable",
         }
     }
 }
@@ -90,11 +95,25 @@ impl fmt::Display for Error {
                     tolerance
                 )
             }
+            Self::StoreUnavailable(error) => write!(f, "dedupe store unavailable: {error}"),
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::StoreUnavailable(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(error: StoreError) -> Self {
+        Self::StoreUnavailable(error)
+    }
+}
 
 /// Why a [`Verifier`](crate::Verifier) or [`Signer`](crate::Signer) could not be built.
 #[derive(Debug, Clone, PartialEq, Eq)]

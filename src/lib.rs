@@ -4,20 +4,27 @@
 mod clock;
 mod delivery;
 mod error;
+mod receiver;
 mod scheme;
 mod secret;
 mod sign;
 mod signature;
+pub mod store;
 mod timestamp;
 mod verifier;
+
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use delivery::{DeliveryId, MAX_DELIVERY_ID_LEN, Verified};
 pub use error::{ConfigError, Error};
+pub use receiver::{ClaimGuard, DEFAULT_LEASE, Duplicate, Outcome, Receiver};
 pub use scheme::HeaderNames;
 pub use secret::Secret;
 pub use sign::{SignedHeaders, Signer};
 pub use signature::{MAX_SIGNATURE_HEADER_LEN, MAX_SIGNATURES, Tag};
+pub use store::{DeliveryStore, MemoryStore, StoreError};
 pub use timestamp::MAX_TIMESTAMP_LEN;
 pub use verifier::{DEFAULT_TOLERANCE, HeaderValues, Precheck, Verifier, VerifierBuilder};
 
