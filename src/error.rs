@@ -51,6 +51,13 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The body is longer than the configured limit; reading stopped there.
+    BodyTooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The body could not be read (the client went away, or the stream failed).
+    BodyUnreadable,
     /// The dedupe store did not answer: the delivery was not accepted (fail closed).
     StoreUnavailable(StoreError),
 }
@@ -58,7 +65,7 @@ pub enum Error {
 impl Error {
     /// A stable, short name for the kind of error: `missing_header`, `malformed_signature`,
     /// `signature_mismatch`, `malformed_timestamp`, `timestamp_out_of_tolerance`,
-    /// `malformed_delivery_id`, `store_unavailable`.
+    /// `malformed_delivery_id`, `body_too_large`, `body_unreadable`, `store_unavailable`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::MissingHeader { .. } => "missing_header",
@@ -67,6 +74,8 @@ impl Error {
             Self::MalformedTimestamp { .. } => "malformed_timestamp",
             Self::TimestampOutOfTolerance { .. } => "timestamp_out_of_tolerance",
             Self::MalformedDeliveryId { .. } => "malformed_delivery_id",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::BodyUnreadable => "body_unreadable",
             Self::StoreUnavailable(_) => "store_unavailable",
         }
     }
@@ -95,6 +104,10 @@ impl fmt::Display for Error {
                     tolerance
                 )
             }
+            Self::BodyTooLarge { limit } => {
+                write!(f, "body longer than the limit of {limit} bytes")
+            }
+            Self::BodyUnreadable => f.write_str("the body could not be read"),
             Self::StoreUnavailable(error) => write!(f, "dedupe store unavailable: {error}"),
         }
     }

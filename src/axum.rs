@@ -1,0 +1,50 @@
+//! Axum and tower integration (feature `axum`).
+//!
+//! - [`VerifyLayer`]: a tower layer that verifies, dedupes and guards a handler. It rejects on
+//!   headers alone before reading the body, reads the body up to a limit, verifies it, claims
+//!   the delivery, runs the inner service, then completes the claim on a 2xx and releases it on
+//!   anything else (an error, a non-2xx, a panic, a timeout, a dropped future).
+//! - [`VerifiedDelivery`]: the extractor that hands the handler what the layer verified: the
+//!   delivery id, timestamp, matched secret label and the raw body.
+//! - [`VerifiedPayload`]: verification without the layer (no dedupe), for apps that only need to
+//!   know a request is genuine and fresh; it reaches the [`Verifier`](crate::Verifier) through
+//!   the router's state.
+//! - [`Rejection`]: what the layer and [`VerifiedPayload`] answer when a request is refused.
+//!
+//! # Status codes
+//!
+//! | outcome | status | handler runs |
+//! | --- | --- | --- |
+//! | verified and fresh, handler returns 2xx | handler's | yes, then the claim completes |
+//! | handler returns an error or a non-2xx, panics, times out or is cancelled | handler's (500 on a panic, 503 on a timeout) | yes, then the claim is released |
+//! | duplicate of a completed delivery, or a replay of accepted bytes | 200 | no |
+//! | duplicate of a delivery in flight | 429 with `Retry-After` | no |
+//! | missing or malformed header, unreadable body | 400 | no |
+//! | signature mismatch, timestamp outside the window | 401 | no |
+//! | body over the limit (default 1 MiB) | 413, before reading the rest | no |
+//! | store unavailable or too slow | 503 | no |
+//!
+//! Rejection bodies name the error kind only (`signature_mismatch`, …): no drift figures, no
+//! hint that helps probing. The detail goes to `tracing` (target `hookverify`) and to the
+//! layer's [`on_reject`](VerifyLayer::on_reject) hook.
+//!
+//! Why 429 for a delivery in flight: the provider retries a non-2xx, so if the first attempt
+//! fails after all, its claim is released and the retry is handled: nothing is lost. A 200
+//! would make the provider drop a delivery that may yet fail.
+//!
+//! # Deployment caveat
+//!
+//! The provider gives up on an attempt after 10 s and retries once, 1 s later. Keep the
+//! handler timeout under 10 s and the lease (default 30 s) above the handler timeout, so that a
+//! live handler never loses its claim to the retry.
+
+mod body;
+mod extract;
+mod layer;
+mod rejection;
+mod service;
+
+pub use extract::{MissingLayer, VerifiedDelivery, VerifiedPayload};
+pub use layer::{DEFAULT_MAX_BODY, VerifyLayer};
+pub use rejection::Rejection;
+pub use service::{Verify, VerifyFuture};

@@ -1,0 +1,141 @@
+//! The extractors that hand a handler its verified delivery.
+
+use axum_core::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum_core::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::StatusCode;
+use http::request::Parts;
+use time::OffsetDateTime;
+
+use super::body::{check_declared_length, read_limited};
+use super::layer::DEFAULT_MAX_BODY;
+use super::rejection::Rejection;
+use crate::delivery::{DeliveryId, Verified};
+use crate::verifier::Verifier;
+
+/// A delivery that [`VerifyLayer`](super::VerifyLayer) verified and claimed, with its raw body.
+///
+/// Works with any router state. Without the layer in front of the route it answers 500
+/// (`verify_layer_missing`): a configuration mistake, never an unverified pass.
+#[derive(Debug, Clone)]
+pub struct VerifiedDelivery {
+    verified: Verified,
+    body: Bytes,
+}
+
+impl VerifiedDelivery {
+    pub(crate) fn new(verified: Verified, body: Bytes) -> Self {
+        Self { verified, body }
+    }
+
+    /// What verification established.
+    pub fn verified(&self) -> &Verified {
+        &self.verified
+    }
+
+    /// The delivery id, or `""` when the request had none (possible only without the layer,
+    /// which requires it).
+    pub fn delivery_id(&self) -> &str {
+        self.verified.delivery_id().map_or("", DeliveryId::as_str)
+    }
+
+    /// The signed timestamp.
+    pub fn timestamp(&self) -> OffsetDateTime {
+        self.verified.timestamp()
+    }
+
+    /// The label of the secret that matched.
+    pub fn secret_label(&self) -> &str {
+        self.verified.secret_label()
+    }
+
+    /// The raw body bytes, exactly as signed.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// Takes the body.
+    pub fn into_body(self) -> Bytes {
+        self.body
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for VerifiedDelivery {
+    type Rejection = MissingLayer;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Self>().cloned().ok_or(MissingLayer)
+    }
+}
+
+/// [`VerifiedDelivery`] was used on a route that [`VerifyLayer`](super::VerifyLayer) does not
+/// wrap. Answers 500 `verify_layer_missing`.
+#[derive(Debug, Clone, Copy)]
+pub struct MissingLayer;
+
+impl IntoResponse for MissingLayer {
+    fn into_response(self) -> Response {
+        super::rejection::plain(StatusCode::INTERNAL_SERVER_ERROR, "verify_layer_missing")
+    }
+}
+
+/// Verification without the layer (signature and window; no dedupe), for apps that only want
+/// to know a request is genuine and fresh.
+///
+/// Takes the [`Verifier`] from the router's state through [`FromRef`], reads the body up to
+/// 1 MiB, and rejects with [`Rejection`] (the same statuses as the layer). It reads the body,
+/// so it must be the handler's last extractor.
+///
+/// ```
+/// use axum::{Router, routing::post};
+/// use hookverify::Verifier;
+/// use hookverify::axum::VerifiedPayload;
+///
+/// async fn on_event(payload: VerifiedPayload) -> String {
+///     format!("{} bytes from {}", payload.body().len(), payload.verified().secret_label())
+/// }
+///
+/// let verifier = Verifier::builder().secret("current", "whsec_example").build()?;
+/// let app: Router = Router::new().route("/webhooks", post(on_event)).with_state(verifier);
+/// # Ok::<(), hookverify::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct VerifiedPayload {
+    verified: Verified,
+    body: Bytes,
+}
+
+impl VerifiedPayload {
+    /// What verification established.
+    pub fn verified(&self) -> &Verified {
+        &self.verified
+    }
+
+    /// The raw body bytes, exactly as signed.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// Takes the body.
+    pub fn into_body(self) -> Bytes {
+        self.body
+    }
+}
+
+impl<S> FromRequest<S> for VerifiedPayload
+where
+    Verifier: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Rejection;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let verifier = Verifier::from_ref(state);
+        let (parts, body) = request.into_parts();
+        let precheck = verifier.precheck(&parts.headers)?;
+        check_declared_length(&parts.headers, DEFAULT_MAX_BODY)?;
+        let body = read_limited(body, DEFAULT_MAX_BODY).await?;
+        let verified = verifier.verify_body(&precheck, &body)?;
+        Ok(Self { verified, body })
+    }
+}

@@ -1,0 +1,237 @@
+//! The service: the protocol around one request.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum_core::body::Body;
+use axum_core::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http::{Request, StatusCode, header};
+use tower_service::Service;
+
+use super::body::{check_declared_length, read_limited};
+use super::extract::VerifiedDelivery;
+use super::layer::VerifyLayer;
+use super::rejection::{Rejection, plain};
+use crate::error::Error;
+use crate::receiver::{ClaimGuard, Duplicate, Outcome};
+use crate::store::{DeliveryStore, StoreError};
+
+/// The response future of [`Verify`].
+pub type VerifyFuture<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The service [`VerifyLayer`] wraps around a handler.
+pub struct Verify<S, St> {
+    inner: S,
+    config: Arc<VerifyLayer<St>>,
+}
+
+impl<S, St> Verify<S, St> {
+    pub(crate) fn new(inner: S, config: Arc<VerifyLayer<St>>) -> Self {
+        Self { inner, config }
+    }
+}
+
+impl<S: Clone, St> Clone for Verify<S, St> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+impl<S: fmt::Debug, St> fmt::Debug for Verify<S, St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verify")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<S, St, B, ResBody> Service<Request<B>> for Verify<S, St>
+where
+    S: Service<Request<Body>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Send,
+    St: DeliveryStore,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = VerifyFuture<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        // The clone is not ready yet: keep it for the next call, use the one that is.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(handle(inner, Arc::clone(&self.config), request))
+    }
+}
+
+async fn handle<S, St, B, ResBody>(
+    mut inner: S,
+    config: Arc<VerifyLayer<St>>,
+    request: Request<B>,
+) -> Result<Response, S::Error>
+where
+    S: Service<Request<Body>, Response = http::Response<ResBody>>,
+    St: DeliveryStore,
+    B: http_body::Body<Data = Bytes>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    let (mut parts, body) = request.into_parts();
+    let verifier = config.receiver.verifier();
+
+    // Headers alone first: nothing is read for a malformed, stale or oversized request.
+    let precheck = match verifier.precheck(&parts.headers).and_then(|precheck| {
+        check_declared_length(&parts.headers, config.max_body).map(|()| precheck)
+    }) {
+        Ok(precheck) => precheck,
+        Err(error) => return Ok(reject(&config, error)),
+    };
+    let body = match read_limited(body, config.max_body).await {
+        Ok(body) => body,
+        Err(error) => return Ok(reject(&config, error)),
+    };
+    let verified = match verifier.verify_body(&precheck, &body) {
+        Ok(verified) => verified,
+        Err(error) => return Ok(reject(&config, error)),
+    };
+
+    let claim = tokio::time::timeout(config.store_timeout, config.receiver.claim(verified)).await;
+    let guard = match claim {
+        Ok(Ok(Outcome::Fresh(guard))) => guard,
+        Ok(Ok(Outcome::Duplicate(duplicate))) => return Ok(duplicate_response(&config, duplicate)),
+        Ok(Err(error)) => return Ok(reject(&config, error)),
+        Err(_) => return Ok(reject(&config, store_timed_out())),
+    };
+
+    if let Some(signature) = parts.headers.get_mut(&verifier.header_names().signature) {
+        signature.set_sensitive(true);
+    }
+    parts.extensions.insert(VerifiedDelivery::new(
+        guard.verified().clone(),
+        body.clone(),
+    ));
+    let request = Request::from_parts(parts, Body::from(body));
+
+    // A panic while building the future or while running it releases the claim alike.
+    let call = std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(request)));
+    let outcome = match call {
+        Ok(future) => {
+            let future = AssertUnwindSafe(future).catch_unwind();
+            match config.handler_timeout {
+                Some(limit) => tokio::time::timeout(limit, future).await.ok(),
+                None => Some(future.await),
+            }
+        }
+        Err(panic) => Some(Err(panic)),
+    };
+
+    match outcome {
+        Some(Ok(Ok(response))) => {
+            if response.status().is_success() {
+                settle(&config, guard, Settle::Complete).await;
+            } else {
+                settle(&config, guard, Settle::Release).await;
+            }
+            Ok(response.map(Body::new))
+        }
+        Some(Ok(Err(error))) => {
+            settle(&config, guard, Settle::Release).await;
+            Err(error)
+        }
+        Some(Err(_panic)) => {
+            log_handler_failure(&guard, "handler panicked; claim released");
+            settle(&config, guard, Settle::Release).await;
+            Ok(plain(StatusCode::INTERNAL_SERVER_ERROR, "handler_panicked"))
+        }
+        None => {
+            log_handler_failure(&guard, "handler timed out; claim released");
+            settle(&config, guard, Settle::Release).await;
+            Ok(plain(StatusCode::SERVICE_UNAVAILABLE, "handler_timeout"))
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Settle {
+    Complete,
+    Release,
+}
+
+/// Completes or releases, within the store timeout. A failure is logged: the handler has run,
+/// its response stands, and an unreleased claim lapses with its lease.
+async fn settle<St: DeliveryStore>(config: &VerifyLayer<St>, guard: ClaimGuard<St>, how: Settle) {
+    let id = guard.verified().delivery_id().copied();
+    let result = match how {
+        Settle::Complete => tokio::time::timeout(config.store_timeout, guard.complete()).await,
+        Settle::Release => tokio::time::timeout(config.store_timeout, guard.release()).await,
+    };
+    let error = match result {
+        Ok(Ok(())) => return,
+        Ok(Err(error)) => error,
+        Err(_) => store_timed_out(),
+    };
+    let action = match how {
+        Settle::Complete => "complete",
+        Settle::Release => "release",
+    };
+    tracing::error!(
+        target: "hookverify",
+        delivery_id = id.as_ref().map(|id| id.as_str()),
+        action,
+        error = %error,
+        "could not settle the claim; it lapses with its lease"
+    );
+}
+
+fn log_handler_failure<St: DeliveryStore>(guard: &ClaimGuard<St>, message: &'static str) {
+    let id = guard
+        .verified()
+        .delivery_id()
+        .map(|id| id.as_str().to_owned());
+    tracing::error!(target: "hookverify", delivery_id = id, "{message}");
+}
+
+fn store_timed_out() -> Error {
+    Error::StoreUnavailable(StoreError::new("the store did not answer in time"))
+}
+
+fn reject<St>(config: &VerifyLayer<St>, error: Error) -> Response {
+    tracing::warn!(target: "hookverify", kind = error.kind(), error = %error, "webhook rejected");
+    if let Some(hook) = &config.on_reject {
+        hook(&error);
+    }
+    Rejection::from(error).into_response()
+}
+
+fn duplicate_response<St>(config: &VerifyLayer<St>, duplicate: Duplicate) -> Response {
+    tracing::debug!(target: "hookverify", ?duplicate, "duplicate delivery acknowledged");
+    match duplicate {
+        Duplicate::Completed | Duplicate::Replay => plain(StatusCode::OK, "duplicate"),
+        Duplicate::InFlight => {
+            let mut response = plain(StatusCode::TOO_MANY_REQUESTS, "in_flight");
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, config.retry_after.clone());
+            response
+        }
+    }
+}
