@@ -1,0 +1,692 @@
+//! The layer end to end: a real server on 127.0.0.1, a real HTTP client, one test per row of
+//! the status table, and the dedupe guarantees under concurrency and failure.
+#![cfg(feature = "axum")]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::routing::post;
+use bytes::Bytes;
+use hookverify::axum::{VerifiedDelivery, VerifiedPayload, VerifyLayer};
+use hookverify::store::{Claim, ClaimToken, DedupeKey};
+use hookverify::{DeliveryStore, ManualClock, MemoryStore, Receiver, Signer, StoreError, Verifier};
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Frame;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use time::Duration;
+use tower::ServiceExt;
+
+const SECRET: &str = "whsec_layer_test";
+const NOW: i64 = 1_764_000_000;
+
+struct Setup {
+    clock: Arc<ManualClock>,
+    signer: Signer,
+    receiver: Receiver<MemoryStore>,
+}
+
+fn setup() -> Setup {
+    let clock = Arc::new(ManualClock::from_unix(NOW).expect("in range"));
+    let verifier = Verifier::builder()
+        .secret("current", SECRET)
+        .clock(Arc::clone(&clock))
+        .build()
+        .expect("verifier");
+    let store = MemoryStore::with_clock(
+        NonZeroUsize::new(10_000).expect("non-zero"),
+        Arc::clone(&clock),
+    );
+    let signer = Signer::new(SECRET)
+        .expect("signer")
+        .clock(Arc::clone(&clock));
+    Setup {
+        clock,
+        signer,
+        receiver: Receiver::new(verifier, store),
+    }
+}
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+async fn post_to(addr: SocketAddr, headers: &HeaderMap, body: &[u8]) -> Reply {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut request = Request::post(format!("http://{addr}/hook"))
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .expect("request");
+    request.headers_mut().extend(headers.clone());
+    let response = client.request(request).await.expect("response");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// A handler that counts its runs and answers what `respond` says for each run number.
+fn counting_app(
+    layer: VerifyLayer<MemoryStore>,
+    runs: Arc<AtomicUsize>,
+    respond: fn(usize) -> StatusCode,
+) -> Router {
+    Router::new()
+        .route(
+            "/hook",
+            post(move |delivery: VerifiedDelivery| async move {
+                let run = runs.fetch_add(1, Ordering::SeqCst);
+                (respond(run), format!("handled {}", delivery.delivery_id()))
+            }),
+        )
+        .layer(layer)
+}
+
+#[tokio::test]
+async fn fresh_delivery_is_handled_once_and_completed() {
+    let s = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let addr = serve(counting_app(
+        VerifyLayer::new(s.receiver),
+        Arc::clone(&runs),
+        |_| StatusCode::ACCEPTED,
+    ))
+    .await;
+    let body = br#"{"type":"run.finished"}"#;
+    let headers = s.signer.sign("dlv_1", body).header_map().expect("headers");
+
+    let first = post_to(addr, &headers, body).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED);
+    assert_eq!(first.body, "handled dlv_1");
+
+    let again = post_to(addr, &headers, body).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body, "duplicate");
+
+    // The provider's retry, re-signed a second later, is a duplicate too.
+    s.clock.advance(Duration::seconds(1));
+    let resigned = s.signer.sign("dlv_1", body).header_map().expect("headers");
+    assert_eq!(post_to(addr, &resigned, body).await.status, StatusCode::OK);
+
+    // The same bytes under a fresh id are a replay: acknowledged, not handled.
+    let mut replay = headers.clone();
+    replay.insert("x-agent-delivery-id", "dlv_forged".parse().expect("value"));
+    assert_eq!(post_to(addr, &replay, body).await.status, StatusCode::OK);
+
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn failed_handler_releases_and_the_retry_is_handled() {
+    let s = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let addr = serve(counting_app(
+        VerifyLayer::new(s.receiver),
+        Arc::clone(&runs),
+        |run| {
+            if run == 0 {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::OK
+            }
+        },
+    ))
+    .await;
+    let body = b"fails once";
+    let headers = s
+        .signer
+        .sign("dlv_retry", body)
+        .header_map()
+        .expect("headers");
+
+    assert_eq!(
+        post_to(addr, &headers, body).await.status,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    s.clock.advance(Duration::seconds(1));
+    let retry = post_to(addr, &headers, body).await;
+    assert_eq!(retry.status, StatusCode::OK);
+    assert_eq!(retry.body, "handled dlv_retry");
+    assert_eq!(post_to(addr, &headers, body).await.body, "duplicate");
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn panicking_handler_answers_500_and_releases() {
+    let s = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&runs);
+    let app = Router::new()
+        .route(
+            "/hook",
+            post(move |_: VerifiedDelivery| async move {
+                if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("the handler blew up");
+                }
+                "recovered"
+            }),
+        )
+        .layer(VerifyLayer::new(s.receiver));
+    let addr = serve(app).await;
+    let body = b"panics once";
+    let headers = s
+        .signer
+        .sign("dlv_panic", body)
+        .header_map()
+        .expect("headers");
+
+    let first = post_to(addr, &headers, body).await;
+    assert_eq!(first.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(first.body, "handler_panicked");
+    let retry = post_to(addr, &headers, body).await;
+    assert_eq!(
+        (retry.status, retry.body.as_str()),
+        (StatusCode::OK, "recovered")
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn in_flight_duplicate_gets_429_with_retry_after() {
+    let s = setup();
+    let started = Arc::new(tokio::sync::Notify::new());
+    let finish = Arc::new(tokio::sync::Notify::new());
+    let (started_tx, finish_rx) = (Arc::clone(&started), Arc::clone(&finish));
+    let app = Router::new()
+        .route(
+            "/hook",
+            post(move |_: VerifiedDelivery| async move {
+                started_tx.notify_one();
+                finish_rx.notified().await;
+                "slow but done"
+            }),
+        )
+        .layer(VerifyLayer::new(s.receiver).retry_after(7));
+    let addr = serve(app).await;
+    let body = b"slow";
+    let headers = s
+        .signer
+        .sign("dlv_slow", body)
+        .header_map()
+        .expect("headers");
+
+    let first = tokio::spawn({
+        let headers = headers.clone();
+        async move { post_to(addr, &headers, body).await }
+    });
+    started.notified().await;
+    let second = post_to(addr, &headers, body).await;
+    assert_eq!(second.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(second.body, "in_flight");
+    assert_eq!(
+        second.headers.get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"7"[..])
+    );
+
+    finish.notify_one();
+    assert_eq!(first.await.expect("first").status, StatusCode::OK);
+    assert_eq!(post_to(addr, &headers, body).await.body, "duplicate");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_two_concurrent_copies_are_handled_exactly_once() {
+    let s = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let addr = serve(counting_app(
+        VerifyLayer::new(s.receiver),
+        Arc::clone(&runs),
+        |_| StatusCode::OK,
+    ))
+    .await;
+    let body = Bytes::from_static(b"one delivery, many copies");
+    let headers = s
+        .signer
+        .sign("dlv_storm", &body)
+        .header_map()
+        .expect("headers");
+    let barrier = Arc::new(tokio::sync::Barrier::new(32));
+    let copies: Vec<_> = (0..32)
+        .map(|_| {
+            let (headers, body, barrier) = (headers.clone(), body.clone(), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                post_to(addr, &headers, &body).await
+            })
+        })
+        .collect();
+    let mut handled = 0;
+    for copy in copies {
+        let reply = copy.await.expect("copy");
+        match (reply.status, reply.body.as_str()) {
+            (StatusCode::OK, "handled dlv_storm") => handled += 1,
+            (StatusCode::OK, "duplicate") | (StatusCode::TOO_MANY_REQUESTS, "in_flight") => {}
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+    assert_eq!(handled, 1);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn header_problems_are_400_and_never_reach_the_handler() {
+    let s = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let rejected = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&rejected);
+    let layer = VerifyLayer::new(s.receiver).on_reject(move |error| {
+        seen.lock().expect("lock").push(error.kind());
+    });
+    let addr = serve(counting_app(layer, Arc::clone(&runs), |_| StatusCode::OK)).await;
+    let body = b"{}";
+    let good = s.signer.sign("dlv_h", body).header_map().expect("headers");
+
+    let mut missing = good.clone();
+    missing.remove("x-agent-timestamp");
+    let mut malformed = good.clone();
+    malformed.insert("x-agent-signature", "sha256=zz".parse().expect("value"));
+    let mut no_id = good.clone();
+    no_id.remove("x-agent-delivery-id");
+    let mut repeated = good.clone();
+    repeated.append("x-agent-delivery-id", "dlv_other".parse().expect("value"));
+
+    for (headers, kind) in [
+        (missing, "missing_header"),
+        (malformed, "malformed_signature"),
+        (no_id, "missing_header"),
+        (repeated, "malformed_delivery_id"),
+    ] {
+        let reply = post_to(addr, &headers, body).await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (StatusCode::BAD_REQUEST, kind)
+        );
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        *rejected.lock().expect("lock"),
+        [
+            "missing_header",
+            "malformed_signature",
+            "missing_header",
+            "malformed_delivery_id"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn forged_and_stale_requests_are_401_with_the_kind_only() {
+    let s = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let addr = serve(counting_app(
+        VerifyLayer::new(s.receiver),
+        Arc::clone(&runs),
+        |_| StatusCode::OK,
+    ))
+    .await;
+    let body = b"{}";
+    let forged = Signer::new("not the secret")
+        .expect("signer")
+        .clock(Arc::clone(&s.clock))
+        .sign("dlv_forged", body)
+        .header_map()
+        .expect("headers");
+    let reply = post_to(addr, &forged, body).await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::UNAUTHORIZED, "signature_mismatch")
+    );
+
+    let tampered = s.signer.sign("dlv_t", body).header_map().expect("headers");
+    assert_eq!(
+        post_to(addr, &tampered, b"{ }").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let stale = s
+        .signer
+        .sign("dlv_stale", body)
+        .header_map()
+        .expect("headers");
+    s.clock.advance(Duration::seconds(301));
+    let reply = post_to(addr, &stale, body).await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::UNAUTHORIZED, "timestamp_out_of_tolerance")
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+}
+
+/// A body that never ends: only a server that stops reading at the limit can answer.
+struct Endless;
+
+impl hyper::body::Body for Endless {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(
+            &[b'x'; 16 * 1024],
+        )))))
+    }
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413_declared_or_chunked() {
+    let s = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let layer = VerifyLayer::new(s.receiver).max_body(64 * 1024);
+    let addr = serve(counting_app(layer, Arc::clone(&runs), |_| StatusCode::OK)).await;
+
+    let big = vec![b'x'; 64 * 1024 + 1];
+    let headers = s
+        .signer
+        .sign("dlv_big", &big)
+        .header_map()
+        .expect("headers");
+    let reply = post_to(addr, &headers, &big).await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+    );
+
+    // Exactly at the limit is fine.
+    let edge = vec![b'x'; 64 * 1024];
+    let headers = s
+        .signer
+        .sign("dlv_edge", &edge)
+        .header_map()
+        .expect("headers");
+    assert_eq!(post_to(addr, &headers, &edge).await.status, StatusCode::OK);
+
+    // A chunked body with no end: the server must answer without reading it all.
+    let client: Client<_, Endless> = Client::builder(TokioExecutor::new()).build_http();
+    let mut request = Request::post(format!("http://{addr}/hook"))
+        .body(Endless)
+        .expect("request");
+    let headers = s
+        .signer
+        .sign("dlv_endless", b"")
+        .header_map()
+        .expect("headers");
+    request.headers_mut().extend(headers);
+    let response = client.request(request).await.expect("response");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+/// A store that is down, or never answers.
+#[derive(Debug)]
+struct BrokenStore {
+    hang: bool,
+}
+
+impl DeliveryStore for BrokenStore {
+    async fn claim(&self, _: &DedupeKey, _: Duration) -> Result<Claim, StoreError> {
+        if self.hang {
+            std::future::pending::<()>().await;
+        }
+        Err(StoreError::new("connection refused"))
+    }
+    async fn complete(
+        &self,
+        _: &DedupeKey,
+        _: ClaimToken,
+        _: Duration,
+    ) -> Result<bool, StoreError> {
+        Err(StoreError::new("connection refused"))
+    }
+    async fn release(&self, _: &DedupeKey, _: ClaimToken) -> Result<bool, StoreError> {
+        Err(StoreError::new("connection refused"))
+    }
+}
+
+#[tokio::test]
+async fn store_outage_is_503_and_nothing_is_handled() {
+    for hang in [false, true] {
+        let s = setup();
+        let receiver = Receiver::new(s.receiver.verifier().clone(), BrokenStore { hang });
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&runs);
+        let app = Router::new()
+            .route(
+                "/hook",
+                post(move |_: VerifiedDelivery| async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    "handled"
+                }),
+            )
+            .layer(VerifyLayer::new(receiver).store_timeout(Duration::milliseconds(50)));
+        let addr = serve(app).await;
+        let headers = s
+            .signer
+            .sign("dlv_down", b"{}")
+            .header_map()
+            .expect("headers");
+        let reply = post_to(addr, &headers, b"{}").await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            "hang = {hang}"
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 0);
+    }
+}
+
+#[tokio::test]
+async fn handler_timeout_releases_the_claim() {
+    let s = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&runs);
+    let app = Router::new()
+        .route(
+            "/hook",
+            post(move |_: VerifiedDelivery| async move {
+                if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                    std::future::pending::<()>().await;
+                }
+                "second time lucky"
+            }),
+        )
+        .layer(VerifyLayer::new(s.receiver).handler_timeout(Duration::milliseconds(50)));
+    let addr = serve(app).await;
+    let headers = s
+        .signer
+        .sign("dlv_timeout", b"{}")
+        .header_map()
+        .expect("headers");
+    let first = post_to(addr, &headers, b"{}").await;
+    assert_eq!(
+        (first.status, first.body.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "handler_timeout")
+    );
+    let retry = post_to(addr, &headers, b"{}").await;
+    assert_eq!(
+        (retry.status, retry.body.as_str()),
+        (StatusCode::OK, "second time lucky")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_request_future_releases_its_claim() {
+    let s = setup();
+    let started = Arc::new(tokio::sync::Notify::new());
+    let notify = Arc::clone(&started);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&runs);
+    let app = Router::new()
+        .route(
+            "/hook",
+            post(move |_: VerifiedDelivery| async move {
+                if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                    notify.notify_one();
+                    std::future::pending::<()>().await;
+                }
+                "handled"
+            }),
+        )
+        .layer(VerifyLayer::new(s.receiver));
+    let headers = s
+        .signer
+        .sign("dlv_cancel", b"{}")
+        .header_map()
+        .expect("headers");
+    let request = || {
+        let mut request = Request::post("/hook")
+            .body(axum::body::Body::from("{}"))
+            .expect("request");
+        request.headers_mut().extend(headers.clone());
+        request
+    };
+
+    let in_flight = tokio::spawn(app.clone().oneshot(request()));
+    started.notified().await;
+    in_flight.abort();
+    assert!(in_flight.await.expect_err("aborted").is_cancelled());
+
+    // The guard's release runs on a spawned task; the retry is answered 429 until it has run.
+    for _ in 0..10_000 {
+        let response = app.clone().oneshot(request()).await.expect("infallible");
+        match response.status() {
+            StatusCode::OK => {
+                assert_eq!(runs.load(Ordering::SeqCst), 2);
+                return;
+            }
+            StatusCode::TOO_MANY_REQUESTS => tokio::task::yield_now().await,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    panic!("the cancelled request's claim was never released");
+}
+
+#[tokio::test]
+async fn the_handler_sees_the_delivery_and_a_sensitive_signature() {
+    let s = setup();
+    let app = Router::new()
+        .route(
+            "/hook",
+            post(
+                |headers: HeaderMap, delivery: VerifiedDelivery| async move {
+                    let sensitive = headers
+                        .get("x-agent-signature")
+                        .is_some_and(http::HeaderValue::is_sensitive);
+                    format!(
+                        "{} {} {} {} {}",
+                        delivery.delivery_id(),
+                        delivery.secret_label(),
+                        delivery.timestamp().unix_timestamp(),
+                        String::from_utf8_lossy(delivery.body()),
+                        sensitive
+                    )
+                },
+            ),
+        )
+        .layer(VerifyLayer::new(s.receiver));
+    let headers = s
+        .signer
+        .sign("dlv_seen", b"payload")
+        .header_map()
+        .expect("headers");
+    let response = app
+        .oneshot({
+            let mut request = Request::post("/hook")
+                .body(axum::body::Body::from("payload"))
+                .expect("request");
+            request.headers_mut().extend(headers);
+            request
+        })
+        .await
+        .expect("infallible");
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert_eq!(
+        &body[..],
+        format!("dlv_seen current {NOW} payload true").as_bytes()
+    );
+}
+
+#[tokio::test]
+async fn the_extractor_verifies_without_the_layer() {
+    let s = setup();
+    let app = Router::new()
+        .route(
+            "/hook",
+            post(|payload: VerifiedPayload| async move {
+                format!(
+                    "{} bytes from {}",
+                    payload.body().len(),
+                    payload.verified().secret_label()
+                )
+            }),
+        )
+        .with_state(s.receiver.verifier().clone());
+    let addr = serve(app).await;
+    let headers = s
+        .signer
+        .sign("dlv_plain", b"hello")
+        .header_map()
+        .expect("headers");
+    let reply = post_to(addr, &headers, b"hello").await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::OK, "5 bytes from current")
+    );
+    let reply = post_to(addr, &headers, b"hellO").await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::UNAUTHORIZED, "signature_mismatch")
+    );
+    let mut missing = headers.clone();
+    missing.remove("x-agent-signature");
+    assert_eq!(
+        post_to(addr, &missing, b"hello").await.status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn the_delivery_extractor_without_the_layer_is_a_500_not_a_pass() {
+    let app: Router =
+        Router::new().route("/hook", post(|_: VerifiedDelivery| async { "unreachable" }));
+    let response = app
+        .oneshot(
+            Request::post("/hook")
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+}
