@@ -12,6 +12,7 @@ mod secret;
 mod sign;
 mod signature;
 pub mod store;
+mod stream;
 mod timestamp;
 mod verifier;
 
@@ -27,6 +28,7 @@ pub use secret::Secret;
 pub use sign::{SignedHeaders, Signer};
 pub use signature::{MAX_SIGNATURE_HEADER_LEN, MAX_SIGNATURES, Tag};
 pub use store::{DeliveryStore, MemoryStore, StoreError};
+pub use stream::BodyVerifier;
 pub use timestamp::MAX_TIMESTAMP_LEN;
 pub use verifier::{DEFAULT_TOLERANCE, HeaderValues, Precheck, Verifier, VerifierBuilder};
 

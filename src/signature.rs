@@ -82,6 +82,11 @@ impl Signatures {
         Ok(signatures)
     }
 
+    /// How many signatures the header carried (at least one).
+    pub(crate) fn count(&self) -> usize {
+        self.len
+    }
+
     /// Whether any carried tag equals `computed`. Every carried tag is compared, each in
     /// constant time.
     pub(crate) fn matches(&self, computed: &Tag) -> bool {

@@ -18,13 +18,16 @@ pub(crate) fn parse(value: &[u8]) -> Result<OffsetDateTime, &'static str> {
         return Err("longer than 64 bytes");
     }
     if value.iter().all(u8::is_ascii_digit) {
-        // At most 13 digits: the value fits an i64 with room to spare.
-        let number = value
-            .iter()
-            .fold(0i64, |acc, &d| acc * 10 + i64::from(d - b'0'));
+        // The length is checked before the digits are summed: at most 13 digits fit an i64
+        // with room to spare, so the sum cannot overflow.
+        let number = || {
+            value
+                .iter()
+                .fold(0i64, |acc, &d| acc * 10 + i64::from(d - b'0'))
+        };
         return match value.len() {
-            1..=11 => OffsetDateTime::from_unix_timestamp(number).map_err(|_| "out of range"),
-            13 => OffsetDateTime::from_unix_timestamp_nanos(i128::from(number) * 1_000_000)
+            1..=11 => OffsetDateTime::from_unix_timestamp(number()).map_err(|_| "out of range"),
+            13 => OffsetDateTime::from_unix_timestamp_nanos(i128::from(number()) * 1_000_000)
                 .map_err(|_| "out of range"),
             _ => Err("Unix seconds take 1 to 11 digits, milliseconds exactly 13"),
         };

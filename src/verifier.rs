@@ -14,6 +14,7 @@ use crate::error::{ConfigError, Error};
 use crate::scheme::{HeaderNames, Scheme};
 use crate::secret::{KeyedSecret, Secret};
 use crate::signature::{Signatures, Tag};
+use crate::stream::BodyVerifier;
 use crate::timestamp::{self, MAX_TIMESTAMP_LEN};
 
 /// The default tolerance: five minutes either way.
@@ -87,8 +88,12 @@ impl Precheck {
         self.timestamp
     }
 
-    fn timestamp_raw(&self) -> &[u8] {
+    pub(crate) fn timestamp_raw(&self) -> &[u8] {
         &self.timestamp_raw[..self.timestamp_len]
+    }
+
+    pub(crate) fn signatures(&self) -> &Signatures {
+        &self.signatures
     }
 }
 
@@ -199,28 +204,63 @@ impl Verifier {
         })
     }
 
-    /// Checks the body of a prechecked request against every configured secret, the one that
+    /// Checks the body of a prechecked request against the configured secrets, the one that
     /// matched last first. The body is hashed once per secret tried.
+    ///
+    /// The result does not depend on that order: when the carried signatures match several
+    /// secrets, the label reported is that of the first one configured.
     pub fn verify_body(&self, precheck: &Precheck, body: &[u8]) -> Result<Verified, Error> {
         let secrets = &self.inner.secrets;
-        let first = self.inner.last_match.load(Ordering::Relaxed);
-        for offset in 0..secrets.len() {
-            let index = (first + offset) % secrets.len();
-            let secret = &secrets[index];
-            let tag = self.tag(secret, precheck.timestamp_raw(), body);
-            if precheck.signatures.matches(&tag) {
-                if index != first {
-                    self.inner.last_match.store(index, Ordering::Relaxed);
-                }
-                return Ok(Verified {
-                    delivery_id: precheck.delivery_id,
-                    timestamp: precheck.timestamp,
-                    secret: Arc::clone(&secret.label),
-                    tag,
-                });
-            }
+        let signatures = &precheck.signatures;
+        let matching = |index: usize| {
+            let tag = self.tag(&secrets[index], precheck.timestamp_raw(), body);
+            signatures.matches(&tag).then_some((index, tag))
+        };
+        // Always in range: only the index of a secret that matched is ever stored.
+        let hint = self.inner.last_match.load(Ordering::Relaxed);
+        let found = match matching(hint) {
+            // One carried signature: no earlier secret matches it too. Two secrets can only agree
+            // on a MAC if their keys are equivalent, and then the earlier one matched every
+            // delivery the later one did, so the hint never rests on the later one.
+            Some(found) if signatures.count() == 1 => Some(found),
+            // Several: an earlier secret may match another one, and it takes precedence.
+            Some(found) => (0..hint).find_map(matching).or(Some(found)),
+            None => (0..secrets.len())
+                .filter(|&index| index != hint)
+                .find_map(matching),
+        };
+        let Some((index, tag)) = found else {
+            return Err(Error::SignatureMismatch);
+        };
+        if index != hint {
+            self.inner.last_match.store(index, Ordering::Relaxed);
         }
-        Err(Error::SignatureMismatch)
+        Ok(Verified {
+            delivery_id: precheck.delivery_id,
+            timestamp: precheck.timestamp,
+            secret: Arc::clone(&secrets[index].label),
+            tag,
+        })
+    }
+
+    /// Starts verifying a body that arrives in chunks (see [`BodyVerifier`]).
+    pub fn stream(&self, precheck: Precheck) -> BodyVerifier {
+        BodyVerifier::new(self, precheck)
+    }
+
+    pub(crate) fn keyed_secrets(&self) -> &[KeyedSecret] {
+        &self.inner.secrets
+    }
+
+    pub(crate) fn scheme(&self) -> &Scheme {
+        &self.inner.scheme
+    }
+
+    /// Remembers which secret matched, to try it first next time.
+    pub(crate) fn note_match(&self, index: usize) {
+        if self.inner.last_match.load(Ordering::Relaxed) != index {
+            self.inner.last_match.store(index, Ordering::Relaxed);
+        }
     }
 
     /// The tolerance window, either way.

@@ -20,8 +20,13 @@ pub(crate) fn check_declared_length(headers: &HeaderMap, limit: usize) -> Result
 }
 
 /// Collects the body, stopping with [`Error::BodyTooLarge`] at the first frame that crosses
-/// `limit` (chunked bodies too: the rest is never read).
-pub(crate) async fn read_limited<B>(body: B, limit: usize) -> Result<Bytes, Error>
+/// `limit` (chunked bodies too: the rest is never read). Each chunk goes to `on_chunk` as it
+/// arrives, so that verification keeps pace with the network.
+pub(crate) async fn read_limited<B>(
+    body: B,
+    limit: usize,
+    mut on_chunk: impl FnMut(&[u8]),
+) -> Result<Bytes, Error>
 where
     B: Body<Data = Bytes>,
 {
@@ -33,6 +38,7 @@ where
             if data.len() > limit - collected.len() {
                 return Err(too_large(limit));
             }
+            on_chunk(&data);
             if collected.is_empty() && body.is_end_stream() {
                 // A single-frame body: hand it on without copying.
                 return Ok(data);

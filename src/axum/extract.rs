@@ -134,8 +134,9 @@ where
         let (parts, body) = request.into_parts();
         let precheck = verifier.precheck(&parts.headers)?;
         check_declared_length(&parts.headers, DEFAULT_MAX_BODY)?;
-        let body = read_limited(body, DEFAULT_MAX_BODY).await?;
-        let verified = verifier.verify_body(&precheck, &body)?;
+        let mut stream = verifier.stream(precheck);
+        let body = read_limited(body, DEFAULT_MAX_BODY, |chunk| stream.update(chunk)).await?;
+        let verified = stream.finish()?;
         Ok(Self { verified, body })
     }
 }

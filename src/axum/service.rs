@@ -105,11 +105,13 @@ where
         Ok(precheck) => precheck,
         Err(error) => return Ok(reject(&config, error)),
     };
-    let body = match read_limited(body, config.max_body).await {
+    // The body is hashed as it arrives: the verdict is ready with the last byte.
+    let mut stream = verifier.stream(precheck);
+    let body = match read_limited(body, config.max_body, |chunk| stream.update(chunk)).await {
         Ok(body) => body,
         Err(error) => return Ok(reject(&config, error)),
     };
-    let verified = match verifier.verify_body(&precheck, &body) {
+    let verified = match stream.finish() {
         Ok(verified) => verified,
         Err(error) => return Ok(reject(&config, error)),
     };
