@@ -1,0 +1,79 @@
+//! `hookverify`: receive signed webhook deliveries on loopback (`serve`), or sign a body the way
+//! the provider does (`sign`), to try a receiver end to end without openssl.
+//!
+//! ```text
+//! hookverify serve                         # generates a secret and prints a round trip to paste
+//! HOOKVERIFY_SECRET=whsec_… hookverify serve --addr 127.0.0.1:8787
+//! hookverify sign --file body.json | curl -sS -H @- --data-binary @body.json http://127.0.0.1:8787/
+//! ```
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[path = "hookverify/secrets.rs"]
+mod secrets;
+#[path = "hookverify/serve.rs"]
+mod serve;
+#[path = "hookverify/sign.rs"]
+mod sign;
+
+/// Verify signed webhook deliveries (HMAC-SHA256 over `{timestamp}.{body}`).
+#[derive(Debug, Parser)]
+#[command(name = "hookverify", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Serve(serve::ServeArgs),
+    Sign(sign::SignArgs),
+}
+
+/// Why a command failed, and so which exit status it gets.
+#[derive(Debug)]
+enum Failure {
+    /// The command line or the environment is wrong (exit status 2, as for clap's own errors).
+    Usage {
+        command: &'static str,
+        message: String,
+    },
+    /// The command was valid but could not run (exit status 1).
+    Runtime(String),
+}
+
+impl Failure {
+    fn usage(command: &'static str, message: impl Into<String>) -> Self {
+        Self::Usage {
+            command,
+            message: message.into(),
+        }
+    }
+
+    fn runtime(message: impl Into<String>) -> Self {
+        Self::Runtime(message.into())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Sign(args) => sign::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage { command, message }) => {
+            eprintln!(
+                "error: {message}\n\nFor more information, try 'hookverify {command} --help'."
+            );
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Secrets from the command line or the environment, and random values.
+//!
+//! Syntax, shared by `serve` and `sign` so that one `HOOKVERIFY_SECRET` works for both:
+//! `LABEL=VALUE`, or `VALUE` alone when it contains no `=` (then `serve` labels it by its
+//! position: `1`, `2`, …). A label is 1 to 64 ASCII letters, digits, `.`, `_` or `-`; the
+//! value is everything after the first `=`, used as is (its UTF-8 bytes are the HMAC key).
+//! Anything ambiguous is refused with a message, never guessed: an empty value, a value that
+//! is only `=` (base64 padding split off an unlabelled secret), surrounding whitespace.
+//! Error messages never repeat the text given, not even the part before `=`: in a mistyped
+//! secret, that part may be the secret itself.
+
+use std::env::{self, VarError};
+
+use hookverify::Secret;
+
+/// The environment variable both commands read when no `--secret` is given.
+pub(crate) const ENV: &str = "HOOKVERIFY_SECRET";
+
+const MAX_LABEL_LEN: usize = 64;
+
+/// One parsed secret: the label it was given (or `None`) and its value.
+#[derive(Debug)]
+pub(crate) struct SecretArg {
+    pub(crate) label: Option<String>,
+    pub(crate) value: String,
+}
+
+/// Parses one `--secret` value or the environment variable; `source` names it in errors.
+pub(crate) fn parse(text: &str, source: &str) -> Result<SecretArg, String> {
+    if text.is_empty() {
+        return Err(format!("{source} is empty"));
+    }
+    if text.trim() != text {
+        return Err(format!(
+            "{source} starts or ends with whitespace (a stray newline?); remove it"
+        ));
+    }
+    let Some((label, value)) = text.split_once('=') else {
+        return Ok(SecretArg {
+            label: None,
+            value: text.to_owned(),
+        });
+    };
+    if label.is_empty() {
+        return Err(format!(
+            "{source}: the label before '=' is empty (use LABEL=SECRET, or SECRET alone)"
+        ));
+    }
+    if label.len() > MAX_LABEL_LEN
+        || !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(format!(
+            "{source}: the label before the first '=' must be 1 to {MAX_LABEL_LEN} ASCII \
+             letters, digits, '.', '_' or '-'; a secret that contains '=' needs a label in \
+             front of it, as in current=SECRET"
+        ));
+    }
+    if value.is_empty() {
+        return Err(format!(
+            "{source}: nothing follows the '=' (use LABEL=SECRET)"
+        ));
+    }
+    if value.bytes().all(|b| b == b'=') {
+        return Err(format!(
+            "{source}: only '=' characters follow the first '='; if this is a base64 secret \
+             ending in padding, put a label in front of it, as in current=SECRET"
+        ));
+    }
+    Ok(SecretArg {
+        label: Some(label.to_owned()),
+        value: value.to_owned(),
+    })
+}
+
+/// The `--secret` values if any were given, else the environment variable if set (an empty one
+/// is an error, not "unset"), else nothing.
+pub(crate) fn collect(flags: &[String]) -> Result<Vec<SecretArg>, String> {
+    if !flags.is_empty() {
+        return flags
+            .iter()
+            .enumerate()
+            .map(|(index, text)| parse(text, &format!("--secret #{}", index + 1)))
+            .collect();
+    }
+    match env::var(ENV) {
+        Ok(text) => Ok(vec![parse(&text, ENV)?]),
+        Err(VarError::NotPresent) => Ok(Vec::new()),
+        Err(VarError::NotUnicode(_)) => Err(format!("{ENV} is not valid UTF-8")),
+    }
+}
+
+/// Secrets for the verifier: unlabelled ones are named by their position (`1`, `2`, …).
+pub(crate) fn labelled(args: Vec<SecretArg>) -> Vec<Secret> {
+    args.into_iter()
+        .enumerate()
+        .map(|(index, arg)| {
+            let label = arg.label.unwrap_or_else(|| (index + 1).to_string());
+            Secret::new(label, arg.value)
+        })
+        .collect()
+}
+
+/// `bytes` random bytes from the operating system, in lowercase hex.
+pub(crate) fn random_hex(bytes: usize) -> Result<String, String> {
+    let mut buffer = vec![0; bytes];
+    getrandom::fill(&mut buffer)
+        .map_err(|error| format!("could not get random bytes from the system: {error}"))?;
+    Ok(hex::encode(buffer))
+}
+
+/// A fresh secret for a `serve` run without one: 256 random bits.
+pub(crate) fn generate() -> Result<String, String> {
+    Ok(format!("whsec_{}", random_hex(32)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(text: &str) -> (Option<String>, String) {
+        let arg = parse(text, "--secret").expect("valid");
+        (arg.label, arg.value)
+    }
+
+    fn err(text: &str) -> String {
+        parse(text, "--secret").expect_err("invalid")
+    }
+
+    #[test]
+    fn labelled_and_unlabelled() {
+        assert_eq!(ok("whsec_abc"), (None, "whsec_abc".into()));
+        assert_eq!(
+            ok("current=whsec_abc"),
+            (Some("current".into()), "whsec_abc".into())
+        );
+        assert_eq!(ok("old=abc=="), (Some("old".into()), "abc==".into()));
+        assert_eq!(
+            ok("2026-11.a_b=x=y"),
+            (Some("2026-11.a_b".into()), "x=y".into())
+        );
+    }
+
+    #[test]
+    fn ambiguous_or_empty_is_refused_without_echoing_the_secret() {
+        for bad in [
+            "", "=abc", "label=", "abc==", "a b=c", "a+/b=c", " abc", "abc\n",
+        ] {
+            let message = err(bad);
+            assert!(message.starts_with("--secret"), "{message}");
+            let before_equals = bad.trim().split('=').next().unwrap_or_default();
+            if before_equals.len() > 1 {
+                assert!(!message.contains(before_equals), "{message} echoes {bad:?}");
+            }
+        }
+        assert!(err(&format!("{}=x", "l".repeat(65))).contains("label"));
+    }
+
+    #[test]
+    fn unlabelled_secrets_are_named_by_position() {
+        let secrets = labelled(vec![
+            SecretArg {
+                label: None,
+                value: "a".into(),
+            },
+            SecretArg {
+                label: Some("old".into()),
+                value: "b".into(),
+            },
+            SecretArg {
+                label: None,
+                value: "c".into(),
+            },
+        ]);
+        let labels: Vec<&str> = secrets.iter().map(Secret::label).collect();
+        assert_eq!(labels, ["1", "old", "3"]);
+    }
+
+    #[test]
+    fn generated_secrets_are_distinct_and_long() -> Result<(), String> {
+        let (a, b) = (generate()?, generate()?);
+        assert_ne!(a, b);
+        assert_eq!(a.len(), "whsec_".len() + 64);
+        Ok(())
+    }
+}

@@ -1,0 +1,409 @@
+//! `hookverify serve`: a verifying receiver that prints one JSON line per delivery.
+//!
+//! Requests go through [`VerifyLayer`] (headers checked before the body is read, body limit,
+//! signature, window, dedupe in a [`MemoryStore`]); the handler behind it prints the delivery
+//! on stdout and answers 200. Rejections and duplicates never reach the handler, so they print
+//! nothing on stdout; the layer logs them on stderr.
+
+use std::fmt::Write as _;
+use std::io::{self, IsTerminal, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{StatusCode, Uri};
+use axum::routing::post;
+use clap::Args;
+use hookverify::axum::{DEFAULT_MAX_BODY, VerifiedDelivery, VerifyLayer};
+use hookverify::time::format_description::well_known::Rfc3339;
+use hookverify::time::{Duration, UtcOffset};
+use hookverify::{MemoryStore, Receiver, Secret, Verifier};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
+
+use crate::Failure;
+use crate::secrets;
+
+/// Memory store entries by default: two per delivery, kept for the retention window (630 s
+/// with the default tolerance), so about 79 deliveries per second sustained.
+const DEFAULT_CAPACITY: NonZeroUsize = NonZeroUsize::MIN.saturating_add(99_999);
+
+/// The label of a secret generated for one run.
+const GENERATED_LABEL: &str = "generated";
+
+/// Receive signed deliveries: verify, dedupe, print one JSON line per delivery on stdout.
+///
+/// Answers 200 to each delivery handled (and to duplicates of completed ones, without printing
+/// them again); 400 for a missing or malformed header, 401 for a bad signature or a timestamp
+/// outside the window, 413 for a body over --max-body, 429 for a copy of a delivery still in
+/// flight. Logs go to stderr (filter with RUST_LOG, default info).
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port. Once bound, `listening on http://IP:PORT`
+    /// is printed on stderr
+    #[arg(long, default_value = "127.0.0.1:8787", value_name = "IP:PORT")]
+    addr: SocketAddr,
+
+    /// A secret, as LABEL=SECRET or SECRET (then labelled by its position: 1, 2, ...). Repeat it
+    /// during a rotation; each delivery reports the label that matched. [env: HOOKVERIFY_SECRET,
+    /// one secret; preferred, since arguments are visible to other local users.] With neither, a
+    /// random secret is generated and printed once on stderr
+    #[arg(long = "secret", value_name = "[LABEL=]SECRET")]
+    secrets: Vec<String>,
+
+    /// How far a delivery's timestamp may be from now, either way, in seconds
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    tolerance: u32,
+
+    /// The largest body accepted, in bytes; a larger one gets 413 before it is read
+    #[arg(long, default_value_t = DEFAULT_MAX_BODY, value_name = "BYTES")]
+    max_body: usize,
+
+    /// Dedupe store. Supported: `memory` (in this process; forgets everything on exit)
+    #[arg(long, default_value = "memory", value_name = "STORE")]
+    store: String,
+
+    /// Entries the memory store holds: two per delivery, each kept for twice the tolerance plus
+    /// 30 s. When full, the oldest entries go first
+    #[arg(long, default_value_t = DEFAULT_CAPACITY, value_name = "ENTRIES")]
+    capacity: NonZeroUsize,
+
+    /// Accept deliveries only on this exact path (others get 404) [default: POST on any path]
+    #[arg(long, value_name = "PATH")]
+    path: Option<String>,
+}
+
+/// Everything checked, before any runtime starts or any port is bound.
+struct Config {
+    addr: SocketAddr,
+    verifier: Verifier,
+    labels: Vec<String>,
+    /// The secret generated for this run, if none was given.
+    generated: Option<String>,
+    max_body: usize,
+    capacity: NonZeroUsize,
+    path: Option<String>,
+}
+
+pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
+    let config = configure(args)?;
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| Failure::runtime(format!("could not start the runtime: {error}")))?;
+    runtime.block_on(serve(config))
+}
+
+fn configure(args: ServeArgs) -> Result<Config, Failure> {
+    let usage = |message: String| Failure::usage("serve", message);
+    if args.store != "memory" {
+        // The value is not repeated: a store URL may carry a password.
+        return Err(usage(
+            "--store: the supported stores are: memory (Redis and PostgreSQL are not available \
+             yet)"
+                .into(),
+        ));
+    }
+    if let Some(path) = &args.path {
+        check_path(path).map_err(usage)?;
+    }
+
+    let mut secrets = secrets::labelled(secrets::collect(&args.secrets).map_err(usage)?);
+    let mut generated = None;
+    if secrets.is_empty() {
+        let secret = secrets::generate().map_err(Failure::runtime)?;
+        secrets.push(Secret::new(GENERATED_LABEL, secret.clone()));
+        generated = Some(secret);
+    }
+    let labels = secrets.iter().map(|s| s.label().to_owned()).collect();
+    let verifier = Verifier::builder()
+        .secrets(secrets)
+        .tolerance(Duration::seconds(i64::from(args.tolerance)))
+        .build()
+        .map_err(|error| usage(error.to_string()))?;
+
+    Ok(Config {
+        addr: args.addr,
+        verifier,
+        labels,
+        generated,
+        max_body: args.max_body,
+        capacity: args.capacity,
+        path: args.path,
+    })
+}
+
+/// A path the router takes literally: no `{capture}`, no `*wildcard`, no query.
+fn check_path(path: &str) -> Result<(), String> {
+    const ALLOWED: &[u8] = b"-._~!$&'()+,;=:@%/";
+    if !path.starts_with('/') {
+        return Err("--path must start with '/'".into());
+    }
+    if !path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || ALLOWED.contains(&b))
+    {
+        return Err(
+            "--path may contain only ASCII letters, digits and -._~!$&'()+,;=:@%/ (it is \
+             matched literally)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+fn init_logging() {
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .from_env_lossy();
+    // Fails only if a subscriber is already set, and then that one logs.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .try_init();
+}
+
+async fn serve(config: Config) -> Result<(), Failure> {
+    // Before binding: once the address is printed, a signal must mean a graceful stop.
+    let mut signals = Signals::install()
+        .map_err(|error| Failure::runtime(format!("could not listen for signals: {error}")))?;
+    let listener = TcpListener::bind(config.addr).await.map_err(|error| {
+        Failure::runtime(format!("could not listen on {}: {error}", config.addr))
+    })?;
+    let local = listener
+        .local_addr()
+        .map_err(|error| Failure::runtime(format!("could not read the bound address: {error}")))?;
+
+    let store = MemoryStore::new(config.capacity);
+    let receiver = Receiver::<MemoryStore>::new(config.verifier, store);
+    let store = Arc::clone(receiver.store());
+    let layer = VerifyLayer::new(receiver).max_body(config.max_body);
+    // `MethodRouter::route_layer` wraps the POST handler only: an unknown path (404) or method
+    // (405) is answered without verification.
+    let route = post(deliver).route_layer(layer);
+    let app = match &config.path {
+        Some(path) => Router::new().route(path, route),
+        None => Router::new()
+            .route("/", route.clone())
+            .route("/{*path}", route),
+    };
+
+    if let Some(secret) = &config.generated {
+        eprint!("{}", round_trip_help(secret, local, config.path.as_deref()));
+    }
+    if !local.ip().is_loopback() {
+        tracing::warn!(
+            "listening on {}, not a loopback address: anyone who can reach it can send requests; \
+             put TLS in front of it",
+            local.ip()
+        );
+    }
+    tracing::info!(
+        secrets = ?config.labels,
+        max_body = config.max_body,
+        store = "memory",
+        capacity = config.capacity,
+        path = config.path.as_deref().unwrap_or("any"),
+        "receiver ready"
+    );
+    eprintln!("listening on http://{local}");
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let signal = signals.next().await;
+            tracing::info!(
+                "{signal} received: finishing the requests in flight (send it again to stop now)"
+            );
+            tokio::spawn(async move {
+                let signal = signals.next().await;
+                eprintln!("{signal} received again: stopping now");
+                std::process::exit(130);
+            });
+        })
+        .await
+        .map_err(|error| Failure::runtime(format!("server error: {error}")))?;
+
+    if store.premature_evictions() > 0 {
+        tracing::warn!(
+            premature_evictions = store.premature_evictions(),
+            "the memory store evicted entries before they expired; raise --capacity"
+        );
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Prints the delivery as one JSON line on stdout, then answers 200. If stdout cannot take the
+/// line, answers 500: the layer releases the claim and the provider's retry is handled.
+async fn deliver(uri: Uri, delivery: VerifiedDelivery) -> (StatusCode, &'static str) {
+    let line = record(&delivery, uri.path());
+    // Written synchronously (no await between printing and answering, so a dropped connection
+    // cannot leave a printed delivery unacknowledged in the store); `block_in_place` lets the
+    // other tasks move off this worker if the reader of stdout is slow.
+    match tokio::task::block_in_place(|| emit(&line)) {
+        Ok(()) => (StatusCode::OK, "ok"),
+        Err(error) => {
+            tracing::error!(
+                delivery_id = delivery.delivery_id(),
+                %error,
+                "could not write the delivery to stdout"
+            );
+            (StatusCode::INTERNAL_SERVER_ERROR, "output_failed")
+        }
+    }
+}
+
+fn emit(line: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()
+}
+
+/// The JSON line for one delivery.
+fn record(delivery: &VerifiedDelivery, path: &str) -> String {
+    let timestamp = delivery.timestamp().to_offset(UtcOffset::UTC);
+    let timestamp = timestamp
+        .format(&Rfc3339)
+        .map_or_else(|_| Value::from(timestamp.unix_timestamp()), Value::from);
+    json!({
+        "delivery_id": delivery.delivery_id(),
+        "timestamp": timestamp,
+        "bytes": delivery.body().len(),
+        "secret": delivery.secret_label(),
+        "event": event_type(delivery.body()),
+        "path": path,
+    })
+    .to_string()
+}
+
+/// The body's top-level `type` when the body is a JSON object and `type` a string.
+fn event_type(body: &[u8]) -> Option<String> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(mut object)) => match object.remove("type") {
+            Some(Value::String(event)) => Some(event),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// What is printed once on stderr when the secret was generated: the secret and a round trip
+/// to paste into another shell.
+fn round_trip_help(secret: &str, local: SocketAddr, path: Option<&str>) -> String {
+    let program = std::env::current_exe()
+        .map(|path| shell_quote(&path.to_string_lossy()))
+        .unwrap_or_else(|_| "hookverify".into());
+    let mut target = local;
+    if target.ip().is_unspecified() {
+        target.set_ip(match target.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        });
+    }
+    let url = format!("http://{target}{}", path.unwrap_or("/"));
+    let env = secrets::ENV;
+    let mut text = String::new();
+    let _ = write!(
+        text,
+        "\nNo --secret and no {env}: this run uses a generated secret, shown only here:\n\n\
+         \x20   {secret}\n\n\
+         Give it to the sender (pass it back with --secret or {env} to keep it across \
+         restarts), or try a signed round trip from another shell:\n\n\
+         \x20   echo '{{\"type\":\"ping\"}}' > body.json\n\
+         \x20   {env}={secret} {program} sign --file body.json \\\n\
+         \x20     | curl -sS -H @- --data-binary @body.json {url}\n\n"
+    );
+    text
+}
+
+/// `text` as one shell word.
+fn shell_quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@%".contains(&b));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+/// SIGTERM and SIGINT (Ctrl-C elsewhere), registered up front so that neither kills the
+/// process once the address is printed.
+struct Signals {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                terminate: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.terminate.recv() => "SIGTERM",
+                _ = self.interrupt.recv() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            "Ctrl-C"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_is_the_top_level_string_type() {
+        assert_eq!(
+            event_type(br#"{"type":"run.finished"}"#).as_deref(),
+            Some("run.finished")
+        );
+        assert_eq!(event_type(br#"{"type":1}"#), None);
+        assert_eq!(event_type(br#"{"data":{"type":"x"}}"#), None);
+        assert_eq!(event_type(br#"["type"]"#), None);
+        assert_eq!(event_type(b"type=x"), None);
+        assert_eq!(event_type(b""), None);
+    }
+
+    #[test]
+    fn paths_are_literal() {
+        assert!(check_path("/").is_ok());
+        assert!(check_path("/webhooks/agent-v1").is_ok());
+        for bad in ["", "webhooks", "/{id}", "/*rest", "/a?b", "/a b", "/é"] {
+            assert!(check_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn shell_words() {
+        assert_eq!(shell_quote("/usr/bin/hookverify"), "/usr/bin/hookverify");
+        assert_eq!(shell_quote("/my dir/it's"), r"'/my dir/it'\''s'");
+    }
+}

@@ -1,0 +1,524 @@
+//! The `hookverify` binary, run as a child process and spoken to over real TCP on 127.0.0.1.
+//!
+//! Nothing here sleeps: every wait is a blocking read of the child's pipes, bounded by
+//! [`TIMEOUT`] so that a broken binary fails the test instead of hanging it. The child reads the
+//! system clock, so the requests are signed on the system clock too.
+#![cfg(feature = "cli")]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use hookverify::{Signer, Verifier};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hookverify");
+const TIMEOUT: Duration = Duration::from_secs(60);
+const SECRET: &str = "whsec_cli_test_secret";
+const OLD_SECRET: &str = "whsec_cli_test_old";
+
+/// Lines from one of the child's pipes, read on a thread.
+fn lines(pipe: impl Read + Send + 'static) -> Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+/// Every line until the pipe closes, within [`TIMEOUT`].
+fn drain(receiver: &Receiver<String>, what: &str) -> Vec<String> {
+    let deadline = Instant::now() + TIMEOUT;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match receiver.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(RecvTimeoutError::Disconnected) => return seen,
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("{what} still open after {TIMEOUT:?}: {seen:?}")
+            }
+        }
+    }
+}
+
+fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env_remove("HOOKVERIFY_SECRET")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// A command that is expected to exit by itself: its status, stdout and stderr.
+fn run(mut command: Command, stdin: Option<&[u8]>) -> (ExitStatus, String, String) {
+    if stdin.is_some() {
+        command.stdin(Stdio::piped());
+    }
+    let mut child = command.spawn().expect("spawn hookverify");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        pipe.write_all(input).expect("write stdin");
+    }
+    let stdout = lines(child.stdout.take().expect("stdout is piped"));
+    let stderr = lines(child.stderr.take().expect("stderr is piped"));
+    let guard = KillOnDrop(Some(child));
+    let out = drain(&stdout, "stdout").join("\n");
+    let err = drain(&stderr, "stderr").join("\n");
+    let status = guard.wait();
+    (status, out, err)
+}
+
+/// Kills the child if the test fails before it exits.
+struct KillOnDrop(Option<Child>);
+
+impl KillOnDrop {
+    /// Waits for a child whose pipes are closed (so it has exited or is exiting).
+    fn wait(mut self) -> ExitStatus {
+        let mut child = self.0.take().expect("not waited yet");
+        child.wait().expect("wait for hookverify")
+    }
+
+    fn id(&self) -> u32 {
+        self.0.as_ref().expect("running").id()
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A running `hookverify serve`.
+struct Server {
+    child: KillOnDrop,
+    addr: SocketAddr,
+    /// What it printed on stderr up to the `listening on` line.
+    banner: Vec<String>,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Self {
+        let mut all = vec!["serve", "--addr", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let mut child = command(&all).spawn().expect("spawn hookverify serve");
+        let stdout = lines(child.stdout.take().expect("stdout is piped"));
+        let stderr = lines(child.stderr.take().expect("stderr is piped"));
+        let child = KillOnDrop(Some(child));
+
+        let deadline = Instant::now() + TIMEOUT;
+        let mut banner = Vec::new();
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = stderr
+                .recv_timeout(left)
+                .unwrap_or_else(|error| panic!("no `listening on` line ({error}): {banner:?}"));
+            if let Some(rest) = line.strip_prefix("listening on http://") {
+                break rest.trim().parse().expect("a socket address");
+            }
+            banner.push(line);
+        };
+        Self {
+            child,
+            addr,
+            banner,
+            stdout,
+            stderr,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    async fn post(&self, path: &str, headers: HeaderMap, body: &[u8]) -> (StatusCode, String) {
+        self.request(Method::POST, path, headers, body).await
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: HeaderMap,
+        body: &[u8],
+    ) -> (StatusCode, String) {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr))
+            .body(Full::new(Bytes::copy_from_slice(body)))
+            .expect("a valid request");
+        request.headers_mut().extend(headers);
+        let response = tokio::time::timeout(TIMEOUT, self.client.request(request))
+            .await
+            .expect("answered in time")
+            .expect("a response");
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("the response body")
+            .to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// The next JSON line on stdout.
+    fn next_delivery(&self) -> Value {
+        let line = self
+            .stdout
+            .recv_timeout(TIMEOUT)
+            .expect("a JSON line on stdout");
+        serde_json::from_str(&line).unwrap_or_else(|error| panic!("{line:?}: {error}"))
+    }
+
+    /// SIGTERM, then the exit status and whatever stdout and stderr still had.
+    fn terminate(self) -> (ExitStatus, Vec<String>, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(killed.success());
+        let stdout = drain(&self.stdout, "stdout");
+        let stderr = drain(&self.stderr, "stderr");
+        (self.child.wait(), stdout, stderr)
+    }
+}
+
+fn signed(secret: &str, id: &str, body: &[u8]) -> HeaderMap {
+    Signer::new(secret)
+        .expect("a signer")
+        .sign(id, body)
+        .header_map()
+        .expect("valid headers")
+}
+
+fn now() -> i64 {
+    hookverify::time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn rfc3339(unix: &str) -> String {
+    let unix = unix.parse().expect("unix seconds");
+    hookverify::time::OffsetDateTime::from_unix_timestamp(unix)
+        .expect("in range")
+        .format(&hookverify::time::format_description::well_known::Rfc3339)
+        .expect("formats")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_every_row_and_prints_one_line_per_delivery() {
+    let secret = format!("test={SECRET}");
+    let old = format!("old={OLD_SECRET}");
+    let server = Server::start(&["--secret", &secret, "--secret", &old, "--max-body", "256"]);
+
+    // A valid delivery: 200 and one line.
+    let body = br#"{"type":"run.finished","data":{"type":"inner"}}"#;
+    let headers = signed(SECRET, "dlv_first", body);
+    let timestamp = headers["x-agent-timestamp"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_eq!(
+        server.post("/", headers.clone(), body).await,
+        (StatusCode::OK, "ok".into())
+    );
+    let line = server.next_delivery();
+    assert_eq!(line["delivery_id"], "dlv_first");
+    assert_eq!(line["secret"], "test");
+    assert_eq!(line["bytes"], body.len());
+    assert_eq!(line["event"], "run.finished");
+    assert_eq!(line["timestamp"], rfc3339(&timestamp));
+    assert_eq!(line["path"], "/");
+
+    // The same delivery again: 200, handler not run.
+    assert_eq!(
+        server.post("/", headers, body).await,
+        (StatusCode::OK, "duplicate".into())
+    );
+
+    // Refusals print nothing either.
+    let other = b"not json";
+    assert_eq!(
+        server
+            .post("/", signed("whsec_wrong", "dlv_bad", other), other)
+            .await,
+        (StatusCode::UNAUTHORIZED, "signature_mismatch".into())
+    );
+    let stale = Signer::new(SECRET).expect("a signer").sign_with_timestamp(
+        "dlv_stale",
+        &(now() - 3600).to_string(),
+        other,
+    );
+    assert_eq!(
+        server
+            .post("/", stale.header_map().expect("valid"), other)
+            .await,
+        (
+            StatusCode::UNAUTHORIZED,
+            "timestamp_out_of_tolerance".into()
+        )
+    );
+    let mut missing = signed(SECRET, "dlv_missing", other);
+    missing.remove("x-agent-signature");
+    assert_eq!(
+        server.post("/", missing, other).await,
+        (StatusCode::BAD_REQUEST, "missing_header".into())
+    );
+    let mut no_id = signed(SECRET, "dlv_no_id", other);
+    no_id.remove("x-agent-delivery-id");
+    assert_eq!(
+        server.post("/", no_id, other).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let big = vec![b'x'; 257];
+    assert_eq!(
+        server
+            .post("/", signed(SECRET, "dlv_big", &big), &big)
+            .await,
+        (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large".into())
+    );
+    assert_eq!(
+        server
+            .request(Method::GET, "/", signed(SECRET, "dlv_get", b""), b"")
+            .await
+            .0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+
+    // The next line is the next delivery: nothing was printed in between. Any path is accepted;
+    // the old secret still verifies and is named; a non-JSON body has no event.
+    let at_limit = vec![b'y'; 256];
+    assert_eq!(
+        server
+            .post(
+                "/hooks/agent",
+                signed(OLD_SECRET, "dlv_second", &at_limit),
+                &at_limit
+            )
+            .await,
+        (StatusCode::OK, "ok".into())
+    );
+    let line = server.next_delivery();
+    assert_eq!(line["delivery_id"], "dlv_second");
+    assert_eq!(line["secret"], "old");
+    assert_eq!(line["bytes"], 256);
+    assert_eq!(line["event"], Value::Null);
+    assert_eq!(line["path"], "/hooks/agent");
+
+    let (status, rest, stderr) = server.terminate();
+    assert!(status.success(), "{status:?}: {stderr:?}");
+    assert_eq!(rest, Vec::<String>::new(), "lines after the last delivery");
+    let stderr = stderr.join("\n");
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains(SECRET), "the secret was logged: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_a_path_takes_only_that_path() {
+    let secret = format!("test={SECRET}");
+    let server = Server::start(&["--secret", &secret, "--path", "/webhooks"]);
+    let body = br#"{"type":1}"#;
+    assert_eq!(
+        server
+            .post("/other", signed(SECRET, "dlv_a", body), body)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        server
+            .post("/webhooks", signed(SECRET, "dlv_b", body), body)
+            .await,
+        (StatusCode::OK, "ok".into())
+    );
+    let line = server.next_delivery();
+    assert_eq!(line["delivery_id"], "dlv_b");
+    // `type` is there but not a string.
+    assert_eq!(line["event"], Value::Null);
+    let (status, rest, _) = server.terminate();
+    assert!(status.success());
+    assert!(rest.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_without_a_secret_generates_one_and_prints_a_round_trip() {
+    let server = Server::start(&[]);
+    let banner = server.banner.join("\n");
+    let secrets: Vec<&str> = banner
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|word| word.starts_with("whsec_"))
+        .collect();
+    assert!(!secrets.is_empty(), "no generated secret in {banner}");
+    assert!(secrets.iter().all(|s| *s == secrets[0]), "{banner}");
+    let secret = secrets[0];
+    assert_eq!(secret.len(), "whsec_".len() + 64);
+    assert!(banner.contains("sign --file body.json"), "{banner}");
+    assert!(
+        banner.contains("curl -sS -H @- --data-binary @body.json"),
+        "{banner}"
+    );
+    assert!(
+        banner.contains(&format!("http://{}/", server.addr)),
+        "{banner}"
+    );
+
+    // The printed secret is the one in use, labelled `generated`.
+    let body = br#"{"type":"ping"}"#;
+    assert_eq!(
+        server
+            .post("/", signed(secret, "dlv_gen", body), body)
+            .await,
+        (StatusCode::OK, "ok".into())
+    );
+    assert_eq!(server.next_delivery()["secret"], "generated");
+
+    let (status, _, stderr) = server.terminate();
+    assert!(status.success());
+    assert!(
+        !stderr.join("\n").contains(secret),
+        "the secret is printed once, in the banner only"
+    );
+}
+
+fn headers_from(output: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for line in output.lines() {
+        let (name, value) = line.split_once(": ").expect("`Name: value`");
+        headers.append(
+            HeaderName::from_bytes(name.as_bytes()).expect("a header name"),
+            HeaderValue::from_str(value).expect("a header value"),
+        );
+    }
+    headers
+}
+
+#[test]
+fn sign_prints_headers_that_verify() {
+    let body = br#"{"type":"run.started"}"#;
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-sign-body.json");
+    std::fs::write(&path, body).expect("write the body");
+    let path = path.to_str().expect("a UTF-8 path");
+
+    // From a file, `LABEL=SECRET` (the label is ignored), a chosen id, the current time.
+    let secret = format!("current={SECRET}");
+    let args = [
+        "sign", "--secret", &secret, "--id", "dlv_42", "--file", path,
+    ];
+    let (status, out, err) = run(command(&args), None);
+    assert!(status.success(), "{err}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+    let headers = headers_from(&out);
+    let verifier = Verifier::builder()
+        .secret("current", SECRET)
+        .build()
+        .expect("a verifier");
+    let verified = verifier.verify(&headers, body).expect("verifies");
+    assert_eq!(verified.delivery_id().map(|id| id.as_str()), Some("dlv_42"));
+    assert!(
+        verifier.verify(&headers, b"{}").is_err(),
+        "bound to the body"
+    );
+
+    // From stdin, the secret from the environment, a given timestamp, a random id.
+    let mut command = command(&["sign", "--timestamp", "1764000000"]);
+    command.env("HOOKVERIFY_SECRET", SECRET);
+    let (status, out, err) = run(command, Some(body));
+    assert!(status.success(), "{err}");
+    let headers = headers_from(&out);
+    assert_eq!(headers["x-agent-timestamp"], "1764000000");
+    assert!(
+        headers["x-agent-delivery-id"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("dlv_")
+    );
+    let clock = hookverify::ManualClock::from_unix(1_764_000_000).expect("in range");
+    let verifier = Verifier::builder()
+        .secret("current", SECRET)
+        .clock(clock)
+        .build()
+        .expect("a verifier");
+    verifier.verify(&headers, body).expect("verifies");
+}
+
+#[test]
+fn bad_input_is_a_clear_error_not_a_panic() {
+    let cases: &[(&[&str], Option<&str>, &str)] = &[
+        (&["serve", "--secret", ""], None, "empty"),
+        (&["serve", "--secret", "c2VjcmV0cw=="], None, "label"),
+        (&["serve", "--secret", "a b=c"], None, "label"),
+        (
+            &["serve", "--secret", "x=1", "--secret", "x=2"],
+            None,
+            "labelled",
+        ),
+        (&["serve"], Some(""), "HOOKVERIFY_SECRET is empty"),
+        (&["serve", "--addr", "localhost"], None, "--addr"),
+        (&["serve", "--store", "redis://user:pw@db"], None, "memory"),
+        (&["serve", "--path", "webhooks"], None, "--path"),
+        (&["serve", "--capacity", "0"], None, "--capacity"),
+        (&["serve", "--tolerance=-5"], None, "--tolerance"),
+        (&["sign", "--file", "/dev/null"], None, "no secret"),
+        (
+            &["sign", "--secret", "s", "--id", "has space"],
+            None,
+            "--id",
+        ),
+        (
+            &["sign", "--secret", "s", "--file", "/nonexistent/body"],
+            None,
+            "could not read",
+        ),
+    ];
+    for (args, env, expected) in cases {
+        let mut command = command(args);
+        if let Some(value) = env {
+            command.env("HOOKVERIFY_SECRET", value);
+        }
+        let (status, out, err) = run(command, None);
+        assert!(!status.success(), "{args:?} succeeded");
+        assert!(matches!(status.code(), Some(1 | 2)), "{args:?}: {status:?}");
+        assert!(out.is_empty(), "{args:?} printed {out:?}");
+        assert!(err.contains("error"), "{args:?}: {err}");
+        assert!(
+            err.contains(expected),
+            "{args:?}: expected {expected:?} in {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        for secret in ["c2VjcmV0cw", "pw@db"] {
+            assert!(!err.contains(secret), "{args:?} echoed a secret: {err}");
+        }
+    }
+}
+
+#[test]
+fn a_taken_port_is_an_error() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("address").to_string();
+    let (status, _, err) = run(command(&["serve", "--addr", &addr, "--secret", "s"]), None);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("could not listen on"), "{err}");
+}
