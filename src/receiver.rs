@@ -18,6 +18,12 @@ pub const DEFAULT_LEASE: Duration = Duration::seconds(30);
 
 /// Verifies deliveries and claims each one in a store, so that it is handled once.
 ///
+/// Two keys are claimed per delivery: its id (catches the provider's retries, re-signed or not)
+/// and its MAC (catches a captured request replayed under a fresh id, since the id is not
+/// signed). A consequence of the second: two deliveries with different ids but the same body,
+/// signed by the same secret in the same second, carry the same MAC, and the second is
+/// treated as a replay. Providers that put an event id in the body never hit this.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {

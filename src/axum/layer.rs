@@ -35,9 +35,10 @@ type RejectHook = Arc<dyn Fn(&Error) + Send + Sync>;
 ///
 /// let verifier = Verifier::builder().secret("current", "whsec_example").build()?;
 /// let store = MemoryStore::new(NonZeroUsize::new(100_000).expect("non-zero"));
-/// let app: Router = Router::new()
-///     .route("/webhooks", post(on_event))
-///     .layer(VerifyLayer::new(Receiver::new(verifier, store)));
+/// // `route_layer` on the method router: a wrong path or method gets its 404 or 405 without
+/// // being verified or claimed.
+/// let layer = VerifyLayer::new(Receiver::new(verifier, store));
+/// let app: Router = Router::new().route("/webhooks", post(on_event).route_layer(layer));
 /// # Ok::<(), hookverify::ConfigError>(())
 /// ```
 pub struct VerifyLayer<St> {
