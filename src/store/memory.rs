@@ -37,8 +37,11 @@ struct Entry {
 /// capacity ≥ 2 × peak deliveries per second × retention in seconds
 /// ```
 ///
-/// e.g. 50 deliveries/s with the defaults need 63,000 entries, about 9 MiB (see
-/// `BENCHMARKS.md` for the measured bytes per delivery).
+/// e.g. 50 deliveries/s with the defaults need 63,000 entries, about 5 MiB of heap (6 MiB
+/// resident, with the allocator's own overhead). A full store takes 67 to 87 bytes of heap per
+/// entry (135 to 174 per delivery), depending on where the capacity falls between powers of
+/// two: the hash table is allocated for the whole capacity when the store is created, each
+/// entry's 48-byte node when it is first used. See `BENCHMARKS.md` for the measurements.
 ///
 /// When the store is full, the least recently used entry makes room, expired or not. Evicting
 /// an entry that had not expired yet shrinks the guarantee: a retry or replay of that delivery
