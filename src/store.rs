@@ -8,6 +8,8 @@
 //! [`Receiver`]: crate::Receiver
 
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 use std::fmt;
 use std::future::Future;
