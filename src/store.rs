@@ -8,6 +8,8 @@
 //! [`Receiver`]: crate::Receiver
 
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 
