@@ -30,7 +30,9 @@ impl Tag {
 
     /// Constant-time equality.
     pub fn ct_eq(&self, other: &Self) -> Choice {
-        self.0.ct_eq(&other.0)
+        // Compared as four 64-bit words, each through `subtle`: the same answer as byte by
+        // byte, with an eighth of the optimization barriers.
+        words(&self.0)[..].ct_eq(&words(&other.0)[..])
     }
 }
 
@@ -38,6 +40,16 @@ impl fmt::Debug for Tag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Tag(<redacted>)")
     }
+}
+
+/// The bytes of a tag as four native-endian words.
+fn words(bytes: &[u8; 32]) -> [u64; 4] {
+    let mut words = [0u64; 4];
+    let (chunks, _) = bytes.as_chunks::<8>();
+    for (word, chunk) in words.iter_mut().zip(chunks) {
+        *word = u64::from_ne_bytes(*chunk);
+    }
+    words
 }
 
 /// The signatures found in one header, decoded, without allocation.
@@ -58,6 +70,17 @@ impl Signatures {
             tags: [Tag([0; 32]); MAX_SIGNATURES],
             len: 0,
         };
+        // The common case, one signature and nothing else, without scanning for separators:
+        // neither separator is a hex digit, so a value of this length that decodes is exactly
+        // one entry. Anything else takes the general path, which also words the errors.
+        if value.len() == prefix.len() + 64
+            && value.starts_with(prefix)
+            && let Some(tag) = decode_hex(&value[prefix.len()..])
+        {
+            signatures.tags[0] = Tag(tag);
+            signatures.len = 1;
+            return Ok(signatures);
+        }
         for entry in value
             .split(|&b| b == b',' || b == b' ')
             .filter(|entry| !entry.is_empty())
@@ -71,8 +94,7 @@ impl Signatures {
             if digits.len() != 64 {
                 return Err("the digest must be exactly 64 hex digits");
             }
-            let mut tag = [0u8; 32];
-            hex::decode_to_slice(digits, &mut tag).map_err(|_| "the digest is not hex")?;
+            let tag = decode_hex(digits).ok_or("the digest is not hex")?;
             signatures.tags[signatures.len] = Tag(tag);
             signatures.len += 1;
         }
@@ -96,6 +118,38 @@ impl Signatures {
         }
         found.into()
     }
+}
+
+/// The value of each hex digit (either case); `INVALID` for every other byte.
+const HEX_VALUES: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+const INVALID: u8 = 0x10;
+
+/// Decodes 64 hex digits into 32 bytes, by table and without a branch on the digits, so the
+/// time taken says nothing about the carried signature.
+fn decode_hex(digits: &[u8]) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    let mut invalid = 0u8;
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let high = HEX_VALUES[usize::from(pair[0])];
+        let low = HEX_VALUES[usize::from(pair[1])];
+        invalid |= high | low;
+        *byte = (high << 4) | low;
+    }
+    (digits.len() == 64 && invalid & INVALID == 0).then_some(out)
 }
 
 impl fmt::Debug for Signatures {
@@ -139,6 +193,26 @@ mod tests {
         assert!(parse(&eight).is_ok());
         let long = format!("sha256={HEX}{}", " ".repeat(1024));
         assert_eq!(parse(&long).err(), Some("longer than 1024 bytes"));
+    }
+
+    #[test]
+    fn hex_decoding_agrees_with_the_hex_crate_on_every_byte() {
+        let mut wanted = [0u8; 32];
+        hex::decode_to_slice(HEX, &mut wanted).expect("hex");
+        assert_eq!(decode_hex(HEX.as_bytes()), Some(wanted));
+        assert_eq!(decode_hex(HEX.to_uppercase().as_bytes()), Some(wanted));
+        assert_eq!(decode_hex(&HEX.as_bytes()[..62]), None);
+        for position in [0, 1, 31, 62, 63] {
+            for byte in 0..=255u8 {
+                let mut digits = HEX.as_bytes().to_vec();
+                digits[position] = byte;
+                let mut expected = [0u8; 32];
+                let expected = hex::decode_to_slice(&digits, &mut expected)
+                    .ok()
+                    .map(|()| expected);
+                assert_eq!(decode_hex(&digits), expected, "{byte:#04x} at {position}");
+            }
+        }
     }
 
     #[test]
