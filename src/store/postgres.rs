@@ -37,7 +37,9 @@
 //! - **Cleanup.** Expired rows answer as absent, so they only take space. [`cleanup`]
 //!   deletes them (in batches, skipping rows locked by open transactions); call it
 //!   periodically if you like. The store also runs one batch in the background every
-//!   [`DEFAULT_CLEANUP_EVERY`] claims (see [`cleanup_every`]).
+//!   [`DEFAULT_CLEANUP_EVERY`] claims (see [`cleanup_every`]). An owner whose expired claim
+//!   was cleaned up gets `false` from `complete` and `release`, as if another worker had taken
+//!   the delivery over.
 //! - **Outages.** Every call (waiting for a pooled connection included) is bounded by
 //!   [`timeout`](PostgresStore::timeout) (default 2 s); a connection error or a timeout is a
 //!   [`StoreError`], so receivers fail closed (HTTP 503 in the Axum layer). A connection that

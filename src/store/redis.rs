@@ -23,7 +23,9 @@
 //! will look at again. It never decides an answer while the key lives. A key's TTL runs on real
 //! time, so under a clock that runs slower than real time (a test's manual clock standing still
 //! for longer than a lease or retention), a key can vanish before it expires on that clock;
-//! on the system clock the two agree up to the slack.
+//! on the system clock the two agree up to the slack. An owner whose lease ran out more than
+//! the slack ago finds its key gone: `complete` and `release` answer `false`, exactly as if
+//! another worker had taken the delivery over.
 //!
 //! # Key layout
 //!
