@@ -225,6 +225,19 @@ impl<S: DeliveryStore> ClaimGuard<S> {
         &self.verified
     }
 
+    /// The delivery id's key and claim token, while the guard holds them, with the retention
+    /// that [`complete`](Self::complete) would give the id.
+    ///
+    /// For stores that can complete inside the caller's own transaction (PostgreSQL's
+    /// `complete_in`): complete the id in the transaction that holds the handler's writes,
+    /// commit, then call [`complete`](Self::complete) for the MAC (the id's second completion
+    /// is a no-op). If the transaction rolls back, [`release`](Self::release) instead.
+    pub fn delivery_claim(&self) -> Option<(&DedupeKey, ClaimToken, Duration)> {
+        self.id
+            .as_ref()
+            .map(|(key, token)| (key, *token, self.retention))
+    }
+
     /// Remembers the delivery as handled: its id for the retention window, its MAC until its
     /// timestamp leaves the tolerance window (after that, a replay fails verification anyway).
     ///

@@ -18,7 +18,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 use crate::delivery::DeliveryId;
 use crate::signature::Tag;
@@ -195,6 +195,21 @@ impl Default for Namespace {
     }
 }
 
+/// Unix milliseconds, saturating (`time`'s range fits easily): how stores keep deadlines.
+pub(crate) fn unix_ms(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// A span in whole milliseconds, saturating; a negative span counts as zero.
+pub(crate) fn millis(span: Duration) -> i64 {
+    i64::try_from(span.whole_milliseconds().max(0)).unwrap_or(i64::MAX)
+}
+
+/// `now + span` in milliseconds, saturating; a negative span counts as zero.
+pub(crate) fn deadline(now_ms: i64, span: Duration) -> i64 {
+    now_ms.saturating_add(millis(span))
+}
+
 /// Where claims live. One store may be shared by many receivers, tasks and (for networked
 /// stores) processes.
 ///
@@ -265,5 +280,17 @@ impl<S: DeliveryStore> DeliveryStore for Arc<S> {
         token: ClaimToken,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).release(key, token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_saturate() {
+        assert_eq!(deadline(i64::MAX - 1, Duration::MAX), i64::MAX);
+        assert_eq!(deadline(5, Duration::seconds(-10)), 5);
+        assert_eq!(millis(Duration::seconds(-1)), 0);
     }
 }

@@ -483,3 +483,70 @@ async fn an_unreachable_server_is_a_store_error_not_a_hang() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     assert!(PostgresStore::connect("postgres://[bad").await.is_err());
 }
+
+/// The exactly-once recipe through `Receiver`: the guard hands out the delivery id's claim,
+/// the id completes inside the caller's transaction with the effects, and the guard then
+/// completes the MAC. A rolled-back attempt is released and its retry handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn receiver_guard_completes_inside_the_callers_transaction() {
+    let server = PostgresServer::start();
+    let clock = clock();
+    let store = Arc::new(store(&server, &clock).await);
+    let table = effects_table(&store).await;
+    let verifier = Verifier::builder()
+        .secret("current", "whsec_recipe")
+        .clock(Arc::clone(&clock))
+        .build()
+        .expect("verifier");
+    let receiver = Receiver::<PostgresStore>::new(verifier, Arc::clone(&store))
+        .namespace(random_namespace("tx"));
+    let signer = Signer::new("whsec_recipe")
+        .expect("signer")
+        .clock(Arc::clone(&clock));
+    let body = br#"{"type":"order.placed"}"#;
+    let headers = signer.sign("dlv_tx", body).header_map().expect("headers");
+
+    for commit in [false, true] {
+        let Outcome::Fresh(guard) = receiver.receive(&headers, body).await.expect("receive") else {
+            panic!("the delivery must be fresh (commit = {commit})");
+        };
+        let (key, token, retain) = guard.delivery_claim().expect("held by the guard");
+        let (key, token, retain) = (key.clone(), token, retain);
+        let mut client = store.pool().get().await.expect("connection");
+        let tx = client.transaction().await.expect("begin");
+        tx.execute(&format!("INSERT INTO {table} (id) VALUES (1)"), &[])
+            .await
+            .expect("effect");
+        assert!(
+            store
+                .complete_in(&*tx, &key, token, retain)
+                .await
+                .expect("complete_in")
+        );
+        if commit {
+            tx.commit().await.expect("commit");
+            guard.complete().await.expect("complete the MAC");
+        } else {
+            tx.rollback().await.expect("rollback");
+            guard.release().await.expect("release");
+        }
+    }
+    assert_eq!(
+        effects(&store, &table).await,
+        1,
+        "exactly one attempt's effects"
+    );
+    assert!(matches!(
+        receiver.receive(&headers, body).await.expect("receive"),
+        Outcome::Duplicate(hookverify::Duplicate::Completed)
+    ));
+    let mut replay = headers.clone();
+    replay.insert(
+        "x-agent-delivery-id",
+        "dlv_tx_forged".parse().expect("value"),
+    );
+    assert!(matches!(
+        receiver.receive(&replay, body).await.expect("receive"),
+        Outcome::Duplicate(hookverify::Duplicate::Replay)
+    ));
+}

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use lru::LruCache;
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use crate::clock::{Clock, SystemClock};
-use crate::store::{Claim, ClaimToken, DedupeKey, DeliveryStore, StoreError};
+use crate::store::{Claim, ClaimToken, DedupeKey, DeliveryStore, StoreError, deadline, unix_ms};
 
 /// Marks an entry as completed rather than held by a claim (tokens start at 1).
 const COMPLETED: u64 = 0;
@@ -191,17 +191,6 @@ impl fmt::Debug for MemoryStore {
     }
 }
 
-/// Unix milliseconds, saturating (`time`'s range fits easily).
-fn unix_ms(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
-/// `now + span` in milliseconds, saturating; a negative span counts as zero.
-fn deadline(now_ms: i64, span: Duration) -> i64 {
-    let span_ms = i64::try_from(span.whole_milliseconds().max(0)).unwrap_or(i64::MAX);
-    now_ms.saturating_add(span_ms)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,11 +245,5 @@ mod tests {
         }
         assert_eq!(store.evictions(), 10);
         assert_eq!(store.premature_evictions(), 0);
-    }
-
-    #[test]
-    fn deadlines_saturate() {
-        assert_eq!(deadline(i64::MAX - 1, Duration::MAX), i64::MAX);
-        assert_eq!(deadline(5, Duration::seconds(-10)), 5);
     }
 }

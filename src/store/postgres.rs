@@ -107,11 +107,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use ::deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use ::tokio_postgres::types::{ToSql, Type};
 use ::tokio_postgres::{GenericClient, NoTls, Row};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 use tokio::time::Instant;
 
 use crate::clock::{Clock, SystemClock};
-use crate::store::{Claim, ClaimToken, DedupeKey, DeliveryStore, StoreError};
+use crate::store::{Claim, ClaimToken, DedupeKey, DeliveryStore, StoreError, deadline, unix_ms};
 
 /// The table and its index, as the store expects them. Idempotent: safe to run at every start.
 ///
@@ -610,17 +610,6 @@ fn timeout_message(call: &str, bound: std::time::Duration) -> String {
     )
 }
 
-/// Unix milliseconds, saturating.
-fn unix_ms(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
-/// `now + span` in milliseconds, saturating; a negative span counts as zero.
-fn deadline(now_ms: i64, span: Duration) -> i64 {
-    let span_ms = i64::try_from(span.whole_milliseconds().max(0)).unwrap_or(i64::MAX);
-    now_ms.saturating_add(span_ms)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -631,12 +620,6 @@ mod tests {
             let back = u64::from_le_bytes(signed(ClaimToken::new(raw)).to_le_bytes());
             assert_eq!(back, raw);
         }
-    }
-
-    #[test]
-    fn deadlines_saturate() {
-        assert_eq!(deadline(i64::MAX - 1, Duration::MAX), i64::MAX);
-        assert_eq!(deadline(5, Duration::seconds(-10)), 5);
     }
 
     #[test]

@@ -67,10 +67,12 @@ use std::sync::{Arc, LazyLock};
 
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::{FromRedisValue, Script, ScriptInvocation};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use crate::clock::{Clock, SystemClock};
-use crate::store::{Claim, ClaimToken, DedupeKey, DeliveryStore, StoreError};
+use crate::store::{
+    Claim, ClaimToken, DedupeKey, DeliveryStore, StoreError, deadline, millis, unix_ms,
+};
 
 /// The key prefix unless configured otherwise.
 pub const DEFAULT_PREFIX: &str = "hookverify:";
@@ -347,21 +349,6 @@ fn timeout_message(call: &str, bound: std::time::Duration) -> String {
     )
 }
 
-/// Unix milliseconds, saturating.
-fn unix_ms(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
-/// A span in whole milliseconds, saturating; a negative span counts as zero.
-fn millis(span: Duration) -> i64 {
-    i64::try_from(span.whole_milliseconds().max(0)).unwrap_or(i64::MAX)
-}
-
-/// `now + span` in milliseconds, saturating; a negative span counts as zero.
-fn deadline(now_ms: i64, span: Duration) -> i64 {
-    now_ms.saturating_add(millis(span))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,12 +369,6 @@ mod tests {
         let id = crate::DeliveryId::parse(b"dlv_1").expect("valid id");
         let key = DedupeKey::delivery(&crate::store::Namespace::default(), &id);
         assert_eq!(store.redis_key(&key), "app:default:id:dlv_1");
-    }
-
-    #[test]
-    fn deadlines_saturate() {
-        assert_eq!(deadline(i64::MAX - 1, Duration::MAX), i64::MAX);
-        assert_eq!(deadline(5, Duration::seconds(-10)), 5);
     }
 
     /// A connection for tests that never reach a server.
