@@ -61,6 +61,7 @@ fn command(args: &[&str]) -> Command {
     command
         .args(args)
         .env_remove("HOOKVERIFY_SECRET")
+        .env_remove("HOOKVERIFY_STORE")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -477,7 +478,7 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         ),
         (&["serve"], Some(""), "HOOKVERIFY_SECRET is empty"),
         (&["serve", "--addr", "localhost"], None, "--addr"),
-        (&["serve", "--store", "redis://user:pw@db"], None, "memory"),
+        (&["serve", "--store", "mysql://user:pw@db"], None, "memory"),
         (&["serve", "--path", "webhooks"], None, "--path"),
         (&["serve", "--capacity", "0"], None, "--capacity"),
         (&["serve", "--tolerance=-5"], None, "--tolerance"),
