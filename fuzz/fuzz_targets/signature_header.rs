@@ -32,6 +32,9 @@ fuzz_target!(|signature: &[u8]| {
             .sign_with_timestamp("dlv_fuzz", TIMESTAMP, BODY);
         let hex = &expected.signature()["sha256=".len()..];
         let carried = String::from_utf8_lossy(signature).to_ascii_lowercase();
-        assert!(carried.contains(hex), "accepted a header without the true tag");
+        assert!(
+            carried.contains(hex),
+            "accepted a header without the true tag"
+        );
     }
 });

@@ -41,7 +41,10 @@ fuzz_target!(|input: (i64, u32, &[u8])| {
     );
     if let Ok(verified) = result {
         let drift = clock.now() - verified.timestamp();
-        assert!(drift.abs() <= tolerance, "accepted a timestamp outside the window");
+        assert!(
+            drift.abs() <= tolerance,
+            "accepted a timestamp outside the window"
+        );
         assert!(
             !timestamp.is_empty() && timestamp.len() <= hookverify::MAX_TIMESTAMP_LEN,
             "accepted a timestamp of impossible length"
