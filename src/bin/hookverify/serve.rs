@@ -440,9 +440,11 @@ async fn serve_with<S: DeliveryStore>(
 async fn deliver(uri: Uri, delivery: VerifiedDelivery) -> (StatusCode, &'static str) {
     let line = record(&delivery, uri.path());
     // Written synchronously (no await between printing and answering, so a dropped connection
-    // cannot leave a printed delivery unacknowledged in the store); `block_in_place` lets the
-    // other tasks move off this worker if the reader of stdout is slow.
-    match tokio::task::block_in_place(|| emit(&line)) {
+    // cannot leave a printed delivery unacknowledged in the store). A line is a single small
+    // write; `block_in_place` around it cost more than half the throughput under load
+    // (BENCHMARKS.md), so a reader of stdout that stalls stalls this worker: pipe stdout to
+    // something that keeps up.
+    match emit(&line) {
         Ok(()) => (StatusCode::OK, "ok"),
         Err(error) => {
             tracing::error!(

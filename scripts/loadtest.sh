@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Load test on loopback only: `hookverify serve` against a bare axum handler that reads the
+# body, with wrk (Debian package `wrk`). Bounded: DURATION seconds per run (default 4, so that the 250,000 pre-signed deliveries are not exhausted and every request is a fresh delivery).
+#   scripts/loadtest.sh [DURATION] [CONNECTIONS] [BODY_BYTES]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-4}
+connections=${2:-32}
+size=${3:-1024}
+secret=whsec_loadtest
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+
+cargo build --release --features cli --bin hookverify --example bare_receiver -q
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+run() {
+  local name=$1 pid=$2 port=$3
+  # Pool large enough that the run sees fresh deliveries throughout (ids never repeat).
+  python3 scripts/wrk_requests.py "$secret" 250000 "$size" "$work/requests.lua"
+  local before after
+  before=$(cpu_ticks "$pid")
+  wrk -t1 -c"$connections" -d"${duration}s" --latency -s "$work/requests.lua" \
+    "http://127.0.0.1:$port/" | tee "$work/$name.txt"
+  after=$(cpu_ticks "$pid")
+  if grep -q "Non-2xx" "$work/$name.txt"; then
+    echo "$name: some answers were not 2xx: the measurement is void" >&2
+    exit 1
+  fi
+  local requests
+  requests=$(awk '/requests in/ {print $1}' "$work/$name.txt")
+  awk -v t=$((after - before)) -v r="$requests" -v hz="$(getconf CLK_TCK)" -v n="$name" \
+    'BEGIN { printf "%s: %.1f us CPU per request (server process)\n", n, t / hz / r * 1e6 }'
+}
+
+./target/release/hookverify serve --addr 127.0.0.1:18787 --secret "load=$secret" \
+  >/dev/null 2>"$work/serve.log" &
+serve_pid=$!
+./target/release/examples/bare_receiver 127.0.0.1:18788 >/dev/null 2>&1 &
+bare_pid=$!
+for port in 18787 18788; do
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+done
+
+echo "== bare axum handler (reads the body) =="
+run bare "$bare_pid" 18788
+echo "== hookverify serve (verify + dedupe + one JSON line per delivery) =="
+run serve "$serve_pid" 18787
