@@ -5,12 +5,14 @@
 //! system clock, so the requests are signed on the system clock too.
 #![cfg(feature = "cli")]
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "common/child.rs"]
+mod child;
+
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::Instant;
 
 use hookverify::{Signer, Verifier};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
@@ -21,40 +23,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
+use child::{KillOnDrop, TIMEOUT, drain, lines};
+
 const BIN: &str = env!("CARGO_BIN_EXE_hookverify");
-const TIMEOUT: Duration = Duration::from_secs(60);
 const SECRET: &str = "whsec_cli_test_secret";
 const OLD_SECRET: &str = "whsec_cli_test_old";
-
-/// Lines from one of the child's pipes, read on a thread.
-fn lines(pipe: impl Read + Send + 'static) -> Receiver<String> {
-    let (sender, receiver) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    receiver
-}
-
-/// Every line until the pipe closes, within [`TIMEOUT`].
-fn drain(receiver: &Receiver<String>, what: &str) -> Vec<String> {
-    let deadline = Instant::now() + TIMEOUT;
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match receiver.recv_timeout(left) {
-            Ok(line) => seen.push(line),
-            Err(RecvTimeoutError::Disconnected) => return seen,
-            Err(RecvTimeoutError::Timeout) => {
-                panic!("{what} still open after {TIMEOUT:?}: {seen:?}")
-            }
-        }
-    }
-}
 
 fn command(args: &[&str]) -> Command {
     let mut command = Command::new(BIN);
@@ -86,30 +59,6 @@ fn run(mut command: Command, stdin: Option<&[u8]>) -> (ExitStatus, String, Strin
     let err = drain(&stderr, "stderr").join("\n");
     let status = guard.wait();
     (status, out, err)
-}
-
-/// Kills the child if the test fails before it exits.
-struct KillOnDrop(Option<Child>);
-
-impl KillOnDrop {
-    /// Waits for a child whose pipes are closed (so it has exited or is exiting).
-    fn wait(mut self) -> ExitStatus {
-        let mut child = self.0.take().expect("not waited yet");
-        child.wait().expect("wait for hookverify")
-    }
-
-    fn id(&self) -> u32 {
-        self.0.as_ref().expect("running").id()
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 /// A running `hookverify serve`.

@@ -13,15 +13,15 @@
 //! pause between attempts and a bound on the whole.
 #![cfg(all(feature = "cli", feature = "redis", feature = "postgres"))]
 
+#[path = "common/child.rs"]
+mod child;
 #[path = "common/servers.rs"]
 mod servers;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::thread;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use hookverify::Signer;
@@ -34,11 +34,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
+
+use child::{KillOnDrop, TIMEOUT, drain, lines};
 use servers::{PostgresServer, RedisServer};
 use tokio::task::JoinSet;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hookverify");
-const TIMEOUT: Duration = Duration::from_secs(60);
 const SECRET: &str = "whsec_cli_shared_store";
 const EVENT: &str = "shared.test";
 /// Deliveries in the first phase, and copies of each.
@@ -365,68 +366,6 @@ fn command() -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     command
-}
-
-/// Lines from one of a child's pipes, read on a thread.
-fn lines(pipe: impl Read + Send + 'static) -> Receiver<String> {
-    let (sender, receiver) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    receiver
-}
-
-/// Every line until the pipe closes, within [`TIMEOUT`].
-fn drain(receiver: &Receiver<String>, what: &str) -> Vec<String> {
-    let deadline = Instant::now() + TIMEOUT;
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match receiver.recv_timeout(left) {
-            Ok(line) => seen.push(line),
-            Err(RecvTimeoutError::Disconnected) => return seen,
-            Err(RecvTimeoutError::Timeout) => {
-                panic!("{what} still open after {TIMEOUT:?}: {seen:?}")
-            }
-        }
-    }
-}
-
-/// Kills the child if the test fails before it exits.
-struct KillOnDrop(Option<Child>);
-
-impl KillOnDrop {
-    fn child(&mut self) -> &mut Child {
-        self.0.as_mut().expect("running")
-    }
-
-    fn take_stdout(&mut self) -> std::process::ChildStdout {
-        self.child().stdout.take().expect("stdout is piped")
-    }
-
-    fn take_stderr(&mut self) -> std::process::ChildStderr {
-        self.child().stderr.take().expect("stderr is piped")
-    }
-
-    /// Waits for a child whose pipes are closed (so it has exited or is exiting).
-    fn wait(mut self) -> ExitStatus {
-        let mut child = self.0.take().expect("not waited yet");
-        child.wait().expect("wait for hookverify")
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 /// A `serve` child that has not said where it listens yet.

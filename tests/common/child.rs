@@ -1,0 +1,80 @@
+//! A `hookverify` child process for the CLI tests: its pipes read line by line on threads,
+//! with a bound on every wait, and a handle that kills it if the test fails first.
+//!
+//! Include it with `#[path = "common/child.rs"] mod child;`.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, ChildStderr, ChildStdout, ExitStatus};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The longest any single wait on a child may take before the test fails.
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Lines from one of the child's pipes, read on a thread.
+pub(crate) fn lines(pipe: impl Read + Send + 'static) -> Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+/// Every line until the pipe closes, within [`TIMEOUT`].
+pub(crate) fn drain(receiver: &Receiver<String>, what: &str) -> Vec<String> {
+    let deadline = Instant::now() + TIMEOUT;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match receiver.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(RecvTimeoutError::Disconnected) => return seen,
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("{what} still open after {TIMEOUT:?}: {seen:?}")
+            }
+        }
+    }
+}
+
+/// Kills the child if the test fails before it exits.
+pub(crate) struct KillOnDrop(pub(crate) Option<Child>);
+
+impl KillOnDrop {
+    pub(crate) fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("running")
+    }
+
+    pub(crate) fn id(&self) -> u32 {
+        self.0.as_ref().expect("running").id()
+    }
+
+    pub(crate) fn take_stdout(&mut self) -> ChildStdout {
+        self.child().stdout.take().expect("stdout is piped")
+    }
+
+    pub(crate) fn take_stderr(&mut self) -> ChildStderr {
+        self.child().stderr.take().expect("stderr is piped")
+    }
+
+    /// Waits for a child whose pipes are closed (so it has exited or is exiting).
+    pub(crate) fn wait(mut self) -> ExitStatus {
+        let mut child = self.0.take().expect("not waited yet");
+        child.wait().expect("wait for hookverify")
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
