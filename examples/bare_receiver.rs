@@ -1,19 +1,38 @@
-//! The baseline for the load test: a bare axum handler that reads the body and answers 200,
-//! with no verification. `scripts/loadtest.sh` runs it beside `hookverify serve`.
+//! The baselines for the load test (`scripts/loadtest.sh`): a bare axum handler that reads the
+//! body and answers 200, with no verification; and, with `--layer SECRET`, the same handler
+//! behind `VerifyLayer` (verify, memory-store dedupe), to measure the layer alone.
+//!
+//! `cargo run --release --features axum --example bare_receiver -- 127.0.0.1:18788 [--layer SECRET]`
+
+use std::num::NonZeroUsize;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
+use hookverify::axum::{VerifiedDelivery, VerifyLayer};
+use hookverify::{MemoryStore, Receiver, Verifier};
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:18788".to_owned());
-    let app = Router::new().route(
-        "/",
-        post(|body: Bytes| async move { body.len().to_string() }),
-    );
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:18788".to_owned());
+    let app = match (args.next().as_deref(), args.next()) {
+        (Some("--layer"), Some(secret)) => {
+            let verifier = Verifier::builder().secret("load", secret).build()?;
+            let store = MemoryStore::new(NonZeroUsize::new(1_000_000).ok_or("capacity")?);
+            let layer = VerifyLayer::new(Receiver::new(verifier, store));
+            Router::new().route(
+                "/",
+                post(|d: VerifiedDelivery| async move { d.body().len().to_string() })
+                    .route_layer(layer),
+            )
+        }
+        _ => Router::new().route(
+            "/",
+            post(|body: Bytes| async move { body.len().to_string() }),
+        ),
+    };
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    axum::serve(listener, app).await
+    axum::serve(listener, app).await?;
+    Ok(())
 }

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Load test on loopback only: `hookverify serve` against a bare axum handler that reads the
-# body, with wrk (Debian package `wrk`). Bounded: DURATION seconds per run (default 4, so that the 250,000 pre-signed deliveries are not exhausted and every request is a fresh delivery).
+# Load test on loopback only: a bare axum handler that reads the body, the same handler behind
+# VerifyLayer, and `hookverify serve`, with wrk (Debian package `wrk`). Bounded: DURATION
+# seconds per run (default 4, so that the 250,000 pre-signed deliveries last: every request is a
+# fresh delivery).
 #   scripts/loadtest.sh [DURATION] [CONNECTIONS] [BODY_BYTES]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,11 +42,15 @@ run() {
 serve_pid=$!
 ./target/release/examples/bare_receiver 127.0.0.1:18788 >/dev/null 2>&1 &
 bare_pid=$!
-for port in 18787 18788; do
+./target/release/examples/bare_receiver 127.0.0.1:18789 --layer "$secret" >/dev/null 2>&1 &
+layer_pid=$!
+for port in 18787 18788 18789; do
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 done
 
 echo "== bare axum handler (reads the body) =="
 run bare "$bare_pid" 18788
+echo "== the same handler behind VerifyLayer (verify + memory-store dedupe) =="
+run layer "$layer_pid" 18789
 echo "== hookverify serve (verify + dedupe + one JSON line per delivery) =="
 run serve "$serve_pid" 18787
