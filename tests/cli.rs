@@ -16,14 +16,14 @@ use std::time::Instant;
 
 use hookverify::{Signer, Verifier};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
-use child::{KillOnDrop, TIMEOUT, drain, lines};
+use child::{KillOnDrop, TIMEOUT, drain, exchange, lines};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hookverify");
 const SECRET: &str = "whsec_cli_test_secret";
@@ -120,18 +120,7 @@ impl Server {
             .body(Full::new(Bytes::copy_from_slice(body)))
             .expect("a valid request");
         request.headers_mut().extend(headers);
-        let response = tokio::time::timeout(TIMEOUT, self.client.request(request))
-            .await
-            .expect("answered in time")
-            .expect("a response");
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("the response body")
-            .to_bytes();
-        (status, String::from_utf8_lossy(&body).into_owned())
+        exchange(&self.client, request).await
     }
 
     /// The next JSON line on stdout.

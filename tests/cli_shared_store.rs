@@ -28,14 +28,14 @@ use hookverify::Signer;
 use hookverify::time::OffsetDateTime;
 use hookverify::time::format_description::well_known::Rfc3339;
 use http::{HeaderMap, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
-use child::{KillOnDrop, TIMEOUT, drain, lines};
+use child::{KillOnDrop, TIMEOUT, drain, exchange, lines};
 use servers::{PostgresServer, RedisServer};
 use tokio::task::JoinSet;
 
@@ -425,18 +425,7 @@ impl Poster {
             .body(Full::new(Bytes::from(body)))
             .expect("a valid request");
         request.headers_mut().extend(headers);
-        let response = tokio::time::timeout(TIMEOUT, self.client.request(request))
-            .await
-            .expect("answered in time")
-            .expect("a response");
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("the response body")
-            .to_bytes();
-        (status, String::from_utf8_lossy(&body).into_owned())
+        exchange(&self.client, request).await
     }
 }
 

@@ -1,5 +1,6 @@
 //! A `hookverify` child process for the CLI tests: its pipes read line by line on threads,
-//! with a bound on every wait, and a handle that kills it if the test fails first.
+//! with a bound on every wait, a handle that kills it if the test fails first, and the HTTP
+//! round trip to it.
 //!
 //! Include it with `#[path = "common/child.rs"] mod child;`.
 #![allow(dead_code)]
@@ -9,6 +10,12 @@ use std::process::{Child, ChildStderr, ChildStdout, ExitStatus};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 
 /// The longest any single wait on a child may take before the test fails.
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(60);
@@ -77,4 +84,23 @@ impl Drop for KillOnDrop {
             let _ = child.wait();
         }
     }
+}
+
+/// Sends `request` and reads the whole answer, within [`TIMEOUT`].
+pub(crate) async fn exchange(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+) -> (StatusCode, String) {
+    let response = tokio::time::timeout(TIMEOUT, client.request(request))
+        .await
+        .expect("answered in time")
+        .expect("a response");
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("the response body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
