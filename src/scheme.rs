@@ -58,6 +58,7 @@ impl Scheme {
     }
 
     /// Decodes the signature header's tags.
+    #[inline(always)]
     pub(crate) fn parse_signatures(&self, value: &[u8]) -> Result<Signatures, &'static str> {
         Signatures::parse(value, self.signature_prefix)
     }

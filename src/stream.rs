@@ -2,7 +2,6 @@
 //! byte is.
 
 use std::fmt;
-use std::sync::Arc;
 
 use hmac::Mac;
 
@@ -87,12 +86,12 @@ impl BodyVerifier {
         }
         let (index, tag) = found.ok_or(Error::SignatureMismatch)?;
         verifier.note_match(index);
-        Ok(Verified {
-            delivery_id: precheck.delivery_id().copied(),
-            timestamp: precheck.timestamp(),
-            secret: Arc::clone(&verifier.keyed_secrets()[index].label),
+        Ok(verifier.verified(
+            index,
             tag,
-        })
+            precheck.delivery_id().copied(),
+            precheck.unix_nanos(),
+        ))
     }
 }
 

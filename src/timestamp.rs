@@ -6,11 +6,27 @@ use time::{Duration, OffsetDateTime};
 /// Longest timestamp header accepted (an RFC 3339 time with nanoseconds and an offset is 35).
 pub const MAX_TIMESTAMP_LEN: usize = 64;
 
+/// A parsed timestamp in nanoseconds since the Unix epoch.
+///
+/// Kept as a number on the hot path (the window check is a subtraction); turned into an
+/// [`OffsetDateTime`] only when asked for. Always inside `time`'s range: the numeric forms end
+/// in the year 5138, and RFC 3339 is parsed by `time` itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct UnixNanos(pub(crate) i128);
+
+impl UnixNanos {
+    /// The timestamp as a date and time in UTC.
+    pub(crate) fn to_datetime(self) -> OffsetDateTime {
+        // In range by construction, as above: the fallback is never taken.
+        OffsetDateTime::from_unix_timestamp_nanos(self.0).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+}
+
 /// Parses Unix seconds (1 to 11 digits), Unix milliseconds (13 digits) or RFC 3339.
 ///
 /// Numeric forms are ASCII digits only: no sign, space or fraction. The reason is a short static
 /// message.
-pub(crate) fn parse(value: &[u8]) -> Result<OffsetDateTime, &'static str> {
+pub(crate) fn parse(value: &[u8]) -> Result<UnixNanos, &'static str> {
     if value.is_empty() {
         return Err("empty");
     }
@@ -26,27 +42,37 @@ pub(crate) fn parse(value: &[u8]) -> Result<OffsetDateTime, &'static str> {
                 .fold(0i64, |acc, &d| acc * 10 + i64::from(d - b'0'))
         };
         return match value.len() {
-            1..=11 => OffsetDateTime::from_unix_timestamp(number()).map_err(|_| "out of range"),
-            13 => OffsetDateTime::from_unix_timestamp_nanos(i128::from(number()) * 1_000_000)
-                .map_err(|_| "out of range"),
+            1..=11 => Ok(UnixNanos(i128::from(number()) * 1_000_000_000)),
+            13 => Ok(UnixNanos(i128::from(number()) * 1_000_000)),
             _ => Err("Unix seconds take 1 to 11 digits, milliseconds exactly 13"),
         };
     }
     let text = std::str::from_utf8(value).map_err(|_| "not ASCII")?;
     OffsetDateTime::parse(text, &Rfc3339)
+        .map(|at| UnixNanos(at.unix_timestamp_nanos()))
         .map_err(|_| "neither Unix seconds, Unix milliseconds nor RFC 3339")
 }
 
-/// How far `timestamp` lies behind `now` (negative when it is in the future).
-///
-/// Both values are inside `time`'s range (±9999 years), so the difference cannot overflow.
-pub(crate) fn drift(now: OffsetDateTime, timestamp: OffsetDateTime) -> Duration {
-    now - timestamp
+/// How far `timestamp` lies behind `now` (negative when it is in the future), both in
+/// nanoseconds since the Unix epoch. Saturates, so any clock reading is safe.
+pub(crate) fn drift(now: i128, timestamp: i128) -> i128 {
+    now.saturating_sub(timestamp)
 }
 
 /// Whether a drift is inside a window of `tolerance` either way, bounds included.
-pub(crate) fn within(drift: Duration, tolerance: Duration) -> bool {
-    drift.unsigned_abs() <= tolerance.unsigned_abs()
+pub(crate) fn within(drift: i128, tolerance: Duration) -> bool {
+    drift.unsigned_abs() <= tolerance.whole_nanoseconds().unsigned_abs()
+}
+
+/// A drift as a [`Duration`], for the error that reports it; saturates at `Duration`'s range.
+pub(crate) fn drift_duration(drift: i128) -> Duration {
+    const NANOS_PER_SECOND: i128 = 1_000_000_000;
+    match i64::try_from(drift / NANOS_PER_SECOND) {
+        // The remainder has the sign of the quotient and fewer than ten digits.
+        Ok(seconds) => Duration::new(seconds, (drift % NANOS_PER_SECOND) as i32),
+        Err(_) if drift < 0 => Duration::MIN,
+        Err(_) => Duration::MAX,
+    }
 }
 
 #[cfg(test)]
@@ -54,7 +80,7 @@ mod tests {
     use super::*;
 
     fn unix(value: &str) -> Result<i128, &'static str> {
-        parse(value.as_bytes()).map(OffsetDateTime::unix_timestamp_nanos)
+        parse(value.as_bytes()).map(|at| at.0)
     }
 
     #[test]
@@ -68,6 +94,11 @@ mod tests {
             Ok(1_764_000_000_500_000_000)
         );
         assert!(unix("99999999999").is_ok());
+        // The largest numeric forms still convert to a date (no fallback to the epoch).
+        for largest in ["99999999999", "9999999999999"] {
+            let at = parse(largest.as_bytes()).expect("in range");
+            assert_eq!(at.to_datetime().unix_timestamp_nanos(), at.0);
+        }
     }
 
     #[test]
@@ -93,12 +124,26 @@ mod tests {
 
     #[test]
     fn window_is_inclusive_both_ways() {
+        const S: i128 = 1_000_000_000;
         let five = Duration::seconds(300);
-        assert!(within(Duration::seconds(300), five));
-        assert!(within(Duration::seconds(-300), five));
-        assert!(!within(Duration::seconds(301), five));
-        assert!(!within(Duration::seconds(-301), five));
-        assert!(!within(Duration::MIN, five));
-        assert!(within(Duration::ZERO, Duration::ZERO));
+        assert!(within(300 * S, five));
+        assert!(within(-300 * S, five));
+        assert!(!within(300 * S + 1, five));
+        assert!(!within(-300 * S - 1, five));
+        assert!(!within(i128::MIN, five));
+        assert!(within(0, Duration::ZERO));
+        assert_eq!(drift(i128::MIN, i128::MAX), i128::MIN);
+        assert_eq!(drift(10 * S, 4 * S), 6 * S);
+    }
+
+    #[test]
+    fn drift_converts_to_a_duration_with_its_sign() {
+        assert_eq!(
+            drift_duration(-1_500_000_000),
+            Duration::milliseconds(-1500)
+        );
+        assert_eq!(drift_duration(301_000_000_001), Duration::new(301, 1));
+        assert_eq!(drift_duration(i128::MAX), Duration::MAX);
+        assert_eq!(drift_duration(i128::MIN), Duration::MIN);
     }
 }

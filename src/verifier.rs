@@ -15,7 +15,7 @@ use crate::scheme::{HeaderNames, Scheme};
 use crate::secret::{KeyedSecret, Secret};
 use crate::signature::{Signatures, Tag};
 use crate::stream::BodyVerifier;
-use crate::timestamp::{self, MAX_TIMESTAMP_LEN};
+use crate::timestamp::{self, MAX_TIMESTAMP_LEN, UnixNanos};
 
 /// The default tolerance: five minutes either way.
 pub const DEFAULT_TOLERANCE: Duration = Duration::seconds(300);
@@ -73,9 +73,22 @@ pub struct Precheck {
     signatures: Signatures,
     timestamp_raw: [u8; MAX_TIMESTAMP_LEN],
     timestamp_len: usize,
-    timestamp: OffsetDateTime,
+    timestamp: UnixNanos,
     delivery_id: Option<DeliveryId>,
 }
+
+/// What [`Verifier::check`] passed, still borrowed from the headers.
+struct Checked<'a> {
+    signatures: Signatures,
+    timestamp_raw: &'a [u8],
+    timestamp: UnixNanos,
+    /// Validated.
+    delivery_id: Option<&'a [u8]>,
+}
+
+/// Header maps with at most this many values are scanned once for the three names; larger
+/// ones are looked up by name. Hashing a name costs about as much as comparing eight.
+const SCAN_LIMIT: usize = 24;
 
 impl Precheck {
     /// The delivery id header, if present (unverified until the body is).
@@ -85,6 +98,10 @@ impl Precheck {
 
     /// The timestamp header, parsed (unverified until the body is).
     pub fn timestamp(&self) -> OffsetDateTime {
+        self.timestamp.to_datetime()
+    }
+
+    pub(crate) fn unix_nanos(&self) -> UnixNanos {
         self.timestamp
     }
 
@@ -101,7 +118,7 @@ impl fmt::Debug for Precheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Precheck")
             .field("delivery_id", &self.delivery_id)
-            .field("timestamp", &self.timestamp)
+            .field("timestamp", &self.timestamp())
             .finish_non_exhaustive()
     }
 }
@@ -116,45 +133,106 @@ impl Verifier {
     /// Verifies a request from its headers and its raw body bytes (as received: never a
     /// re-encoded or decoded form).
     pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Error> {
-        let precheck = self.precheck(headers)?;
-        self.verify_body(&precheck, body)
+        self.verify_values(self.header_values(headers)?, body)
     }
 
     /// [`verify`](Self::verify) over plain header values.
     pub fn verify_values(&self, values: HeaderValues<'_>, body: &[u8]) -> Result<Verified, Error> {
-        let precheck = self.precheck_values(values)?;
-        self.verify_body(&precheck, body)
+        // Borrowed all the way: nothing is copied out of the headers until the result is built.
+        let checked = self.check(values)?;
+        let (index, tag) = self.find_match(&checked.signatures, checked.timestamp_raw, body)?;
+        Ok(self.verified(
+            index,
+            tag,
+            checked.delivery_id.map(DeliveryId::from_checked),
+            checked.timestamp,
+        ))
     }
 
     /// The checks that need no body: headers present, single and well formed, timestamp inside
     /// the window. Run it before reading the body, so that a stale or malformed request costs
     /// nothing more.
     pub fn precheck(&self, headers: &HeaderMap) -> Result<Precheck, Error> {
+        self.precheck_values(self.header_values(headers)?)
+    }
+
+    /// [`precheck`](Self::precheck) over plain header values.
+    pub fn precheck_values(&self, values: HeaderValues<'_>) -> Result<Precheck, Error> {
+        let checked = self.check(values)?;
+        // `timestamp::parse` rejected anything longer than the buffer.
+        let mut raw = [0; MAX_TIMESTAMP_LEN];
+        raw[..checked.timestamp_raw.len()].copy_from_slice(checked.timestamp_raw);
+        Ok(Precheck {
+            signatures: checked.signatures,
+            timestamp_raw: raw,
+            timestamp_len: checked.timestamp_raw.len(),
+            timestamp: checked.timestamp,
+            delivery_id: checked.delivery_id.map(DeliveryId::from_checked),
+        })
+    }
+
+    /// Checks the body of a prechecked request against the configured secrets, the one that
+    /// matched last first. The body is hashed once per secret tried.
+    ///
+    /// The result does not depend on that order: when the carried signatures match several
+    /// secrets, the label reported is that of the first one configured.
+    pub fn verify_body(&self, precheck: &Precheck, body: &[u8]) -> Result<Verified, Error> {
+        let (index, tag) = self.find_match(&precheck.signatures, precheck.timestamp_raw(), body)?;
+        Ok(self.verified(index, tag, precheck.delivery_id, precheck.timestamp))
+    }
+
+    /// The three header values, each of which may occur at most once.
+    #[inline(always)]
+    fn header_values<'a>(&self, headers: &'a HeaderMap) -> Result<HeaderValues<'a>, Error> {
         let names = &self.inner.scheme.names;
-        let signature =
-            single(headers, &names.signature).map_err(|reason| Error::MalformedSignature {
+        let wanted = [&names.signature, &names.timestamp, &names.delivery_id];
+        let mut found: [Option<&[u8]>; 3] = [None; 3];
+        let mut repeated = [false; 3];
+        if headers.len() <= SCAN_LIMIT {
+            // One pass, comparing names: cheaper than hashing three names into a small map.
+            for (name, value) in headers {
+                if let Some(slot) = wanted.iter().position(|wanted| *wanted == name) {
+                    repeated[slot] |= found[slot].is_some();
+                    found[slot] = Some(value.as_bytes());
+                }
+            }
+        } else {
+            for (slot, name) in wanted.into_iter().enumerate() {
+                let mut values = headers.get_all(name).iter();
+                found[slot] = values.next().map(http::HeaderValue::as_bytes);
+                repeated[slot] = values.next().is_some();
+            }
+        }
+        let reason = "repeated";
+        if repeated[0] {
+            return Err(Error::MalformedSignature {
                 header: names.signature.clone(),
                 reason,
-            })?;
-        let timestamp =
-            single(headers, &names.timestamp).map_err(|reason| Error::MalformedTimestamp {
+            });
+        }
+        if repeated[1] {
+            return Err(Error::MalformedTimestamp {
                 header: names.timestamp.clone(),
                 reason,
-            })?;
-        let delivery_id =
-            single(headers, &names.delivery_id).map_err(|reason| Error::MalformedDeliveryId {
+            });
+        }
+        if repeated[2] {
+            return Err(Error::MalformedDeliveryId {
                 header: names.delivery_id.clone(),
                 reason,
-            })?;
-        self.precheck_values(HeaderValues {
+            });
+        }
+        let [signature, timestamp, delivery_id] = found;
+        Ok(HeaderValues {
             signature,
             timestamp,
             delivery_id,
         })
     }
 
-    /// [`precheck`](Self::precheck) over plain header values.
-    pub fn precheck_values(&self, values: HeaderValues<'_>) -> Result<Precheck, Error> {
+    /// Presence, form and window, in that order; borrows from the headers.
+    #[inline(always)]
+    fn check<'a>(&self, values: HeaderValues<'a>) -> Result<Checked<'a>, Error> {
         let names = &self.inner.scheme.names;
         let missing = |header: &HeaderName| Error::MissingHeader {
             header: header.clone(),
@@ -175,45 +253,40 @@ impl Verifier {
                 header: names.timestamp.clone(),
                 reason,
             })?;
-        let delivery_id = values
-            .delivery_id
-            .map(DeliveryId::parse)
-            .transpose()
-            .map_err(|reason| Error::MalformedDeliveryId {
+        if let Some(id) = values.delivery_id {
+            DeliveryId::check(id).map_err(|reason| Error::MalformedDeliveryId {
                 header: names.delivery_id.clone(),
                 reason,
             })?;
+        }
 
-        let drift = timestamp::drift(self.inner.clock.now(), timestamp);
+        let drift = timestamp::drift(self.inner.clock.unix_nanos(), timestamp.0);
         if !timestamp::within(drift, self.inner.tolerance) {
             return Err(Error::TimestampOutOfTolerance {
-                drift,
+                drift: timestamp::drift_duration(drift),
                 tolerance: self.inner.tolerance,
             });
         }
-
-        // `timestamp::parse` rejected anything longer than the buffer.
-        let mut raw = [0; MAX_TIMESTAMP_LEN];
-        raw[..timestamp_raw.len()].copy_from_slice(timestamp_raw);
-        Ok(Precheck {
+        Ok(Checked {
             signatures,
-            timestamp_raw: raw,
-            timestamp_len: timestamp_raw.len(),
+            timestamp_raw,
             timestamp,
-            delivery_id,
+            delivery_id: values.delivery_id,
         })
     }
 
-    /// Checks the body of a prechecked request against the configured secrets, the one that
-    /// matched last first. The body is hashed once per secret tried.
-    ///
-    /// The result does not depend on that order: when the carried signatures match several
-    /// secrets, the label reported is that of the first one configured.
-    pub fn verify_body(&self, precheck: &Precheck, body: &[u8]) -> Result<Verified, Error> {
+    /// The secret whose tag one of the carried signatures matches, trying the one that matched
+    /// last first; remembers it for next time.
+    #[inline(always)]
+    fn find_match(
+        &self,
+        signatures: &Signatures,
+        timestamp_raw: &[u8],
+        body: &[u8],
+    ) -> Result<(usize, Tag), Error> {
         let secrets = &self.inner.secrets;
-        let signatures = &precheck.signatures;
         let matching = |index: usize| {
-            let tag = self.tag(&secrets[index], precheck.timestamp_raw(), body);
+            let tag = self.tag(&secrets[index], timestamp_raw, body);
             signatures.matches(&tag).then_some((index, tag))
         };
         // Always in range: only the index of a secret that matched is ever stored.
@@ -229,18 +302,28 @@ impl Verifier {
                 .filter(|&index| index != hint)
                 .find_map(matching),
         };
-        let Some((index, tag)) = found else {
-            return Err(Error::SignatureMismatch);
-        };
+        let (index, tag) = found.ok_or(Error::SignatureMismatch)?;
         if index != hint {
             self.inner.last_match.store(index, Ordering::Relaxed);
         }
-        Ok(Verified {
-            delivery_id: precheck.delivery_id,
-            timestamp: precheck.timestamp,
-            secret: Arc::clone(&secrets[index].label),
+        Ok((index, tag))
+    }
+
+    /// The result for the secret at `index`.
+    #[inline(always)]
+    pub(crate) fn verified(
+        &self,
+        index: usize,
+        tag: Tag,
+        delivery_id: Option<DeliveryId>,
+        timestamp: UnixNanos,
+    ) -> Verified {
+        Verified {
+            delivery_id,
+            timestamp,
+            secret: Arc::clone(&self.inner.secrets[index].label),
             tag,
-        })
+        }
     }
 
     /// Starts verifying a body that arrives in chunks (see [`BodyVerifier`]).
@@ -278,6 +361,7 @@ impl Verifier {
         &self.inner.scheme.names
     }
 
+    #[inline(always)]
     fn tag(&self, secret: &KeyedSecret, timestamp: &[u8], body: &[u8]) -> Tag {
         let mut mac = secret.mac.clone();
         self.inner.scheme.begin_message(&mut mac, timestamp);
@@ -296,16 +380,6 @@ impl fmt::Debug for Verifier {
             .field("header_names", &self.inner.scheme.names)
             .finish()
     }
-}
-
-/// The value of a header that must occur at most once.
-fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a [u8]>, &'static str> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next();
-    if values.next().is_some() {
-        return Err("repeated");
-    }
-    Ok(first.map(http::HeaderValue::as_bytes))
 }
 
 /// Configuration for a [`Verifier`].

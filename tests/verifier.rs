@@ -306,18 +306,44 @@ fn a_secret_removed_from_the_rotation_no_longer_verifies() {
 #[test]
 fn a_repeated_header_is_malformed_even_with_identical_values() {
     let verifier = verifier_at(NOW);
-    let original = request(SECRET, &NOW.to_string());
-    for (name, expected) in [
-        ("x-agent-signature", "malformed_signature"),
-        ("x-agent-timestamp", "malformed_timestamp"),
-        ("x-agent-delivery-id", "malformed_delivery_id"),
-    ] {
-        let mut headers = original.clone();
-        let value = headers.get(name).expect("present").clone();
-        headers.append(name, value);
-        assert_eq!(kind(verifier.verify(&headers, BODY)), expected, "{name}");
+    // Small header maps are scanned once, large ones looked up by name: both ways must agree.
+    for unrelated in [0, 8, 40] {
+        let mut original = request(SECRET, &NOW.to_string());
+        for index in 0..unrelated {
+            set(&mut original, &format!("x-unrelated-{index}"), "value");
+        }
+        for (name, expected) in [
+            ("x-agent-signature", "malformed_signature"),
+            ("x-agent-timestamp", "malformed_timestamp"),
+            ("x-agent-delivery-id", "malformed_delivery_id"),
+        ] {
+            let mut headers = original.clone();
+            let value = headers.get(name).expect("present").clone();
+            headers.append(name, value);
+            assert_eq!(
+                kind(verifier.verify(&headers, BODY)),
+                expected,
+                "{name} with {unrelated} other headers"
+            );
+            let mut without = original.clone();
+            without.remove(name);
+            let missing = if name == "x-agent-delivery-id" {
+                "ok"
+            } else {
+                "missing_header"
+            };
+            assert_eq!(
+                kind(verifier.verify(&without, BODY)),
+                missing,
+                "{name} removed"
+            );
+        }
+        assert_eq!(
+            kind(verifier.verify(&original, BODY)),
+            "ok",
+            "{unrelated} other headers"
+        );
     }
-    assert_eq!(kind(verifier.verify(&original, BODY)), "ok");
 }
 
 #[test]
