@@ -64,6 +64,7 @@ impl Scheme {
     }
 
     /// Feeds what precedes the body into a keyed MAC.
+    #[inline]
     pub(crate) fn begin_message(&self, mac: &mut HmacSha256, timestamp: &[u8]) {
         match self.framing {
             Framing::TimestampDotBody => {

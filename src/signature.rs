@@ -127,9 +127,9 @@ impl Signatures {
 /// digit, so that the compiler turns it into a few vector instructions.
 fn decode_hex(digits: &[u8]) -> Option<[u8; 32]> {
     let digits: &[u8; 64] = digits.try_into().ok()?;
-    let mut nibbles = [0u8; 64];
     let mut invalid = 0u8;
-    for (nibble, &digit) in nibbles.iter_mut().zip(digits) {
+    let nibbles: [u8; 64] = std::array::from_fn(|index| {
+        let digit = digits[index];
         let decimal = digit.wrapping_sub(b'0');
         // Setting bit 5 folds `A`-`F` onto `a`-`f` and nothing else onto them.
         let letter = (digit | 0x20).wrapping_sub(b'a');
@@ -137,13 +137,10 @@ fn decode_hex(digits: &[u8]) -> Option<[u8; 32]> {
         let is_letter = u8::from(letter < 6);
         invalid |= 1 ^ (is_decimal | is_letter);
         // Exactly one of the two masks is all ones for a valid digit.
-        *nibble = (decimal & is_decimal.wrapping_neg())
-            | (letter.wrapping_add(10) & is_letter.wrapping_neg());
-    }
-    let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(nibbles.as_chunks::<2>().0) {
-        *byte = (pair[0] << 4) | pair[1];
-    }
+        (decimal & is_decimal.wrapping_neg()) | (letter.wrapping_add(10) & is_letter.wrapping_neg())
+    });
+    let pairs = nibbles.as_chunks::<2>().0;
+    let out: [u8; 32] = std::array::from_fn(|index| (pairs[index][0] << 4) | pairs[index][1]);
     (invalid == 0).then_some(out)
 }
 

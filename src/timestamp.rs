@@ -33,17 +33,22 @@ pub(crate) fn parse(value: &[u8]) -> Result<UnixNanos, &'static str> {
     if value.len() > MAX_TIMESTAMP_LEN {
         return Err("longer than 64 bytes");
     }
-    if value.iter().all(u8::is_ascii_digit) {
-        // The length is checked before the digits are summed: at most 13 digits fit an i64
-        // with room to spare, so the sum cannot overflow.
-        let number = || {
-            value
-                .iter()
-                .fold(0i64, |acc, &d| acc * 10 + i64::from(d - b'0'))
-        };
+    // One pass: the value of the digits, and whether anything else was there. At most 13
+    // digits are summed into the result (checked below), so it cannot overflow an i64; longer
+    // runs are summed with wrapping and then rejected by length.
+    let (number, non_digits) = value
+        .iter()
+        .fold((0i64, 0u8), |(number, non_digits), &byte| {
+            let digit = byte.wrapping_sub(b'0');
+            (
+                number.wrapping_mul(10).wrapping_add(i64::from(digit)),
+                non_digits | u8::from(digit > 9),
+            )
+        });
+    if non_digits == 0 {
         return match value.len() {
-            1..=11 => Ok(UnixNanos(i128::from(number()) * 1_000_000_000)),
-            13 => Ok(UnixNanos(i128::from(number()) * 1_000_000)),
+            1..=11 => Ok(UnixNanos(i128::from(number) * 1_000_000_000)),
+            13 => Ok(UnixNanos(i128::from(number) * 1_000_000)),
             _ => Err("Unix seconds take 1 to 11 digits, milliseconds exactly 13"),
         };
     }
