@@ -106,6 +106,30 @@ mod tests {
         }
     }
 
+    /// The one-pass digit parser against the standard library's, on every length around the
+    /// accepted ones and with a non-digit at every position.
+    #[test]
+    fn numeric_forms_agree_with_str_parse() {
+        for len in 1..=20usize {
+            let digits: String = (0..len)
+                .map(|i| char::from(b'0' + ((i * 7 + 3) % 10) as u8))
+                .collect();
+            let expected = match (len, digits.parse::<i64>()) {
+                (1..=11, Ok(seconds)) => Ok(i128::from(seconds) * 1_000_000_000),
+                (13, Ok(millis)) => Ok(i128::from(millis) * 1_000_000),
+                _ => Err(()),
+            };
+            assert_eq!(unix(&digits).map_err(|_| ()), expected, "{digits}");
+            for position in 0..len {
+                for intruder in [b'/', b':', b'a', b' ', b'-', 0x80] {
+                    let mut bad = digits.clone().into_bytes();
+                    bad[position] = intruder;
+                    assert!(parse(&bad).is_err(), "{bad:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn rejects_everything_else() {
         for bad in [
