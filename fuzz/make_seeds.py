@@ -9,7 +9,7 @@ import base64, json, pathlib, struct, sys
 here = pathlib.Path(__file__).resolve().parent
 vectors = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else here.parent / "tests" / "vectors"
 seeds = here / "seeds"
-for target in ("signature_header", "timestamp", "verify", "streaming"):
+for target in ("signature_header", "timestamp", "verify", "streaming", "cli_input"):
     (seeds / target).mkdir(parents=True, exist_ok=True)
 
 for path in sorted(vectors.glob("*.json")):
@@ -25,3 +25,17 @@ for path in sorted(vectors.glob("*.json")):
         head = b"".join(f"{k.lower()}:{v}\n".encode() for k, v in headers.items())
         (seeds / "verify" / name).write_bytes(now + head + b"\n" + body[:4096])
         (seeds / "streaming" / name).write_bytes(b"\x00" + body[:4096])
+
+# The command line's inputs are not in the vectors: a few of each kind, as plain text (the
+# fuzzer splits the bytes between its string arguments).
+for name, text in {
+    "secret_labelled": "current=whsec_abc123",
+    "secret_bare": "whsec_abc123",
+    "secret_padding": "prev=c2VjcmV0==",
+    "store_redis": "redis://hooks:p%40ss@127.0.0.1:6379/0",
+    "store_postgres": "postgres://hooks:secret@db:5432/app?password=x&sslmode=disable",
+    "store_unix": "redis+unix:///run/redis.sock?pass=hunter2",
+    "store_memory": "memory",
+    "path": "/webhooks/agent-v1",
+}.items():
+    (seeds / "cli_input" / name).write_bytes(text.encode())

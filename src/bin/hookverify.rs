@@ -11,6 +11,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[path = "hookverify/options.rs"]
+mod options;
 #[path = "hookverify/secrets.rs"]
 mod secrets;
 #[path = "hookverify/serve.rs"]
