@@ -53,7 +53,11 @@ fn secret(text: &str) {
         }
         Err(message) => {
             let rotated = secrets::parse(&rotate(text), "--secret").err();
-            assert_eq!(rotated.as_deref(), Some(message.as_str()), "message depends on the text");
+            assert_eq!(
+                rotated.as_deref(),
+                Some(message.as_str()),
+                "message depends on the text"
+            );
         }
     }
 }
@@ -66,7 +70,11 @@ fn store(text: &str, capacity: Option<NonZeroUsize>) {
     if let Some((scheme, rest)) = text.split_once("://") {
         let rotated = format!("{scheme}://{}", rotate(rest));
         let again = options::parse_store(&rotated, capacity).err();
-        assert_eq!(again.as_deref(), Some(message.as_str()), "message depends on the URL");
+        assert_eq!(
+            again.as_deref(),
+            Some(message.as_str()),
+            "message depends on the URL"
+        );
     }
 }
 
@@ -96,6 +104,7 @@ fn path(text: &str) {
     if options::check_path(text).is_ok() {
         // `Router::route` panics on a path it cannot take literally; `serve` must refuse those
         // before it builds its router.
-        let _router: axum::Router = axum::Router::new().route(text, axum::routing::post(|| async {}));
+        let _router: axum::Router =
+            axum::Router::new().route(text, axum::routing::post(|| async {}));
     }
 }
