@@ -677,6 +677,29 @@ async fn the_extractor_verifies_without_the_layer() {
 }
 
 #[tokio::test]
+async fn the_extractor_limit_is_part_of_its_type() {
+    let s = setup();
+    let app = Router::new()
+        .route(
+            "/hook",
+            post(|payload: VerifiedPayload<16>| async move { payload.body().len().to_string() }),
+        )
+        .with_state(s.receiver.verifier().clone());
+    let addr = serve(app).await;
+    for (body, expected) in [
+        (&b"sixteen bytes..."[..], StatusCode::OK),
+        (&b"seventeen bytes.."[..], StatusCode::PAYLOAD_TOO_LARGE),
+    ] {
+        let headers = s
+            .signer
+            .sign("dlv_small", body)
+            .header_map()
+            .expect("headers");
+        assert_eq!(post_to(addr, &headers, body).await.status, expected);
+    }
+}
+
+#[tokio::test]
 async fn the_delivery_extractor_without_the_layer_is_a_500_not_a_pass() {
     let app: Router =
         Router::new().route("/hook", post(|_: VerifiedDelivery| async { "unreachable" }));

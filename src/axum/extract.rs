@@ -83,8 +83,9 @@ impl IntoResponse for MissingLayer {
 /// to know a request is genuine and fresh.
 ///
 /// Takes the [`Verifier`] from the router's state through [`FromRef`], reads the body up to
-/// 1 MiB, and rejects with [`Rejection`] (the same statuses as the layer). It reads the body,
-/// so it must be the handler's last extractor.
+/// `LIMIT` bytes (default [`DEFAULT_MAX_BODY`], 1 MiB; a larger declared or streamed body gets
+/// 413 before the rest is read), and rejects with [`Rejection`] (the same statuses as the
+/// layer). It reads the body, so it must be the handler's last extractor.
 ///
 /// ```
 /// use axum::{Router, routing::post};
@@ -95,17 +96,25 @@ impl IntoResponse for MissingLayer {
 ///     format!("{} bytes from {}", payload.body().len(), payload.verified().secret_label())
 /// }
 ///
+/// // The limit is part of the type: 64 KiB here.
+/// async fn on_small_event(payload: VerifiedPayload<{ 64 * 1024 }>) -> String {
+///     format!("{} bytes", payload.body().len())
+/// }
+///
 /// let verifier = Verifier::builder().secret("current", "whsec_example").build()?;
-/// let app: Router = Router::new().route("/webhooks", post(on_event)).with_state(verifier);
+/// let app: Router = Router::new()
+///     .route("/webhooks", post(on_event))
+///     .route("/webhooks/small", post(on_small_event))
+///     .with_state(verifier);
 /// # Ok::<(), hookverify::ConfigError>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct VerifiedPayload {
+pub struct VerifiedPayload<const LIMIT: usize = DEFAULT_MAX_BODY> {
     verified: Verified,
     body: Bytes,
 }
 
-impl VerifiedPayload {
+impl<const LIMIT: usize> VerifiedPayload<LIMIT> {
     /// What verification established.
     pub fn verified(&self) -> &Verified {
         &self.verified
@@ -122,7 +131,7 @@ impl VerifiedPayload {
     }
 }
 
-impl<S> FromRequest<S> for VerifiedPayload
+impl<S, const LIMIT: usize> FromRequest<S> for VerifiedPayload<LIMIT>
 where
     Verifier: FromRef<S>,
     S: Send + Sync,
@@ -133,9 +142,9 @@ where
         let verifier = Verifier::from_ref(state);
         let (parts, body) = request.into_parts();
         let precheck = verifier.precheck(&parts.headers)?;
-        check_declared_length(&parts.headers, DEFAULT_MAX_BODY)?;
+        check_declared_length(&parts.headers, LIMIT)?;
         let mut stream = verifier.stream(precheck);
-        let body = read_limited(body, DEFAULT_MAX_BODY, |chunk| stream.update(chunk)).await?;
+        let body = read_limited(body, LIMIT, |chunk| stream.update(chunk)).await?;
         let verified = stream.finish()?;
         Ok(Self { verified, body })
     }
