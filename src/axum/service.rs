@@ -116,12 +116,14 @@ where
         Err(error) => return Ok(reject(&config, error)),
     };
 
-    let claim = tokio::time::timeout(config.store_timeout, config.receiver.claim(verified)).await;
+    let claim = bounded(config.store_timeout, config.receiver.claim(verified)).await;
     let guard = match claim {
-        Ok(Ok(Outcome::Fresh(guard))) => guard,
-        Ok(Ok(Outcome::Duplicate(duplicate))) => return Ok(duplicate_response(&config, duplicate)),
-        Ok(Err(error)) => return Ok(reject(&config, error)),
-        Err(_) => return Ok(reject(&config, store_timed_out())),
+        Some(Ok(Outcome::Fresh(guard))) => guard,
+        Some(Ok(Outcome::Duplicate(duplicate))) => {
+            return Ok(duplicate_response(&config, duplicate));
+        }
+        Some(Err(error)) => return Ok(reject(&config, error)),
+        None => return Ok(reject(&config, store_timed_out())),
     };
 
     if let Some(signature) = parts.headers.get_mut(&verifier.header_names().signature) {
@@ -183,13 +185,13 @@ enum Settle {
 async fn settle<St: DeliveryStore>(config: &VerifyLayer<St>, guard: ClaimGuard<St>, how: Settle) {
     let id = guard.verified().delivery_id().copied();
     let result = match how {
-        Settle::Complete => tokio::time::timeout(config.store_timeout, guard.complete()).await,
-        Settle::Release => tokio::time::timeout(config.store_timeout, guard.release()).await,
+        Settle::Complete => bounded(config.store_timeout, guard.complete()).await,
+        Settle::Release => bounded(config.store_timeout, guard.release()).await,
     };
     let error = match result {
-        Ok(Ok(())) => return,
-        Ok(Err(error)) => error,
-        Err(_) => store_timed_out(),
+        Some(Ok(())) => return,
+        Some(Err(error)) => error,
+        None => store_timed_out(),
     };
     let action = match how {
         Settle::Complete => "complete",
@@ -202,6 +204,20 @@ async fn settle<St: DeliveryStore>(config: &VerifyLayer<St>, guard: ClaimGuard<S
         error = %error,
         "could not settle the claim; it lapses with its lease"
     );
+}
+
+/// Runs a store call within `limit`; `None` if it did not finish in time.
+///
+/// The call is polled once before any timer exists: one that finishes on its first poll (the
+/// memory store's always do) costs no timer. Only a call that has to wait gets one, and the
+/// whole call stays bounded, since the first poll returns promptly for any non-blocking store.
+async fn bounded<F: Future>(limit: std::time::Duration, call: F) -> Option<F::Output> {
+    let mut call = std::pin::pin!(call);
+    let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => tokio::time::timeout(limit, call).await.ok(),
+    }
 }
 
 fn log_handler_failure<St: DeliveryStore>(guard: &ClaimGuard<St>, message: &'static str) {
