@@ -180,12 +180,12 @@ impl<S: DeliveryStore> Receiver<S> {
                 Ok(Outcome::Fresh(guard))
             }
             Ok(Claim::Completed | Claim::InFlight) => {
-                guard.release().await?;
+                guard.release_in_place().await?;
                 Ok(Outcome::Duplicate(Duplicate::Replay))
             }
             Err(error) => {
                 // Best effort: if this fails too, the lease frees the id.
-                let _ = guard.release().await;
+                let _ = guard.release_in_place().await;
                 Err(error.into())
             }
         }
@@ -244,6 +244,18 @@ impl<S: DeliveryStore> ClaimGuard<S> {
     /// The MAC is completed first: if the store fails between the two, the id's claim lapses
     /// with its lease and a later copy is still caught by the MAC.
     pub async fn complete(mut self) -> Result<(), Error> {
+        self.complete_in_place().await
+    }
+
+    /// Gives the delivery back, so the provider's retry is handled.
+    pub async fn release(mut self) -> Result<(), Error> {
+        self.release_in_place().await
+    }
+
+    /// [`complete`](Self::complete) through a borrow: the future holds a pointer rather than
+    /// the whole guard, so that callers' futures stay small. Whatever it has not settled when
+    /// it fails is released when the guard is dropped.
+    pub(crate) async fn complete_in_place(&mut self) -> Result<(), Error> {
         if let Some((key, token)) = &self.mac {
             let left = self.verified.timestamp() + self.tolerance - self.clock.now();
             if left.is_positive() {
@@ -260,8 +272,9 @@ impl<S: DeliveryStore> ClaimGuard<S> {
         Ok(())
     }
 
-    /// Gives the delivery back, so the provider's retry is handled.
-    pub async fn release(mut self) -> Result<(), Error> {
+    /// [`release`](Self::release) through a borrow, like
+    /// [`complete_in_place`](Self::complete_in_place).
+    pub(crate) async fn release_in_place(&mut self) -> Result<(), Error> {
         for slot in [&mut self.mac, &mut self.id] {
             if let Some((key, token)) = slot {
                 self.store.release(key, *token).await?;

@@ -117,6 +117,10 @@ impl std::error::Error for StoreError {
     }
 }
 
+const ID_INFIX: &str = ":id:";
+const MAC_INFIX: &str = ":mac:";
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 /// A key in a dedupe store: a namespace and a delivery id, or a namespace and a verified MAC.
 ///
 /// The namespace keeps apart endpoints and subscriptions served by one store (providers reuse
@@ -130,17 +134,26 @@ pub struct DedupeKey {
 impl DedupeKey {
     /// The key that catches the provider's retries of one delivery.
     pub fn delivery(namespace: &Namespace, id: &DeliveryId) -> Self {
-        Self::from_text(format!("{}:id:{}", namespace.0, id.as_str()))
+        // Built by hand rather than with `format!`: this runs for every delivery.
+        let id = id.as_str();
+        let mut text = String::with_capacity(namespace.0.len() + ID_INFIX.len() + id.len());
+        text.push_str(&namespace.0);
+        text.push_str(ID_INFIX);
+        text.push_str(id);
+        Self::from_text(text)
     }
 
     /// The key that catches a byte-for-byte replay under a fresh delivery id.
     pub fn mac(namespace: &Namespace, tag: &Tag) -> Self {
         let hashed = Sha256::digest(tag.as_bytes());
-        Self::from_text(format!(
-            "{}:mac:{}",
-            namespace.0,
-            hex::encode(&hashed[..16])
-        ))
+        let mut text = String::with_capacity(namespace.0.len() + MAC_INFIX.len() + 32);
+        text.push_str(&namespace.0);
+        text.push_str(MAC_INFIX);
+        for byte in &hashed[..16] {
+            text.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
+            text.push(char::from(HEX_DIGITS[usize::from(byte & 0x0f)]));
+        }
+        Self::from_text(text)
     }
 
     fn from_text(text: String) -> Self {
@@ -197,7 +210,11 @@ impl Default for Namespace {
 
 /// Unix milliseconds, saturating (`time`'s range fits easily): how stores keep deadlines.
 pub(crate) fn unix_ms(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    // Whole seconds and the millisecond within them: no 128-bit division (this runs on every
+    // store call). Rounds down, also before 1970.
+    at.unix_timestamp()
+        .saturating_mul(1000)
+        .saturating_add(i64::from(at.millisecond()))
 }
 
 /// A span in whole milliseconds, saturating; a negative span counts as zero.
@@ -286,6 +303,36 @@ impl<S: DeliveryStore> DeliveryStore for Arc<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_texts_keep_their_format() {
+        let namespace = Namespace::new("ns-1.a_b").expect("valid namespace");
+        let id = DeliveryId::parse(b"dlv_42").expect("valid id");
+        let key = DedupeKey::delivery(&namespace, &id);
+        assert_eq!(key.as_str(), "ns-1.a_b:id:dlv_42");
+        let full = Sha256::digest(key.as_str().as_bytes());
+        assert_eq!(&key.digest()[..], &full[..16]);
+
+        let tag = Tag::from_bytes([0xa5; 32]);
+        let key = DedupeKey::mac(&namespace, &tag);
+        let hashed = Sha256::digest([0xa5; 32]);
+        assert_eq!(
+            key.as_str(),
+            format!("ns-1.a_b:mac:{}", hex::encode(&hashed[..16]))
+        );
+        let full = Sha256::digest(key.as_str().as_bytes());
+        assert_eq!(&key.digest()[..], &full[..16]);
+    }
+
+    #[test]
+    fn unix_ms_rounds_down() {
+        let at =
+            OffsetDateTime::from_unix_timestamp_nanos(1_764_000_000_123_456_789).expect("in range");
+        assert_eq!(unix_ms(at), 1_764_000_000_123);
+        let before = OffsetDateTime::from_unix_timestamp_nanos(-1_500_000).expect("in range");
+        assert_eq!(unix_ms(before), -2);
+        assert_eq!(unix_ms(OffsetDateTime::UNIX_EPOCH), 0);
+    }
 
     #[test]
     fn deadlines_saturate() {

@@ -469,6 +469,71 @@ impl DeliveryStore for BrokenStore {
     }
 }
 
+/// A memory store whose `complete` never answers.
+#[derive(Debug)]
+struct HangingComplete(MemoryStore);
+
+impl DeliveryStore for HangingComplete {
+    async fn claim(&self, key: &DedupeKey, lease: Duration) -> Result<Claim, StoreError> {
+        self.0.claim(key, lease).await
+    }
+    async fn complete(
+        &self,
+        _: &DedupeKey,
+        _: ClaimToken,
+        _: Duration,
+    ) -> Result<bool, StoreError> {
+        std::future::pending().await
+    }
+    async fn release(&self, key: &DedupeKey, token: ClaimToken) -> Result<bool, StoreError> {
+        self.0.release(key, token).await
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_complete_is_bounded_and_the_claims_are_released() {
+    let s = setup();
+    let store = Arc::new(HangingComplete(MemoryStore::new(
+        NonZeroUsize::new(100).expect("non-zero"),
+    )));
+    let receiver: Receiver<HangingComplete> =
+        Receiver::new(s.receiver.verifier().clone(), Arc::clone(&store));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&runs);
+    let app = Router::new()
+        .route(
+            "/hook",
+            post(move |_: VerifiedDelivery| async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                "handled"
+            }),
+        )
+        .layer(VerifyLayer::new(receiver).store_timeout(Duration::milliseconds(50)));
+    let addr = serve(app).await;
+    let headers = s
+        .signer
+        .sign("dlv_hang", b"{}")
+        .header_map()
+        .expect("headers");
+    // The handler ran: its answer stands, within the store timeout.
+    let reply = post_to(addr, &headers, b"{}").await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::OK, "handled")
+    );
+    // The claims were not completed; they are released rather than left to their lease.
+    for _ in 0..100 {
+        if store.0.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(store.0.is_empty());
+    let reply = post_to(addr, &headers, b"{}").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
 #[tokio::test]
 async fn store_outage_is_503_and_nothing_is_handled() {
     for hang in [false, true] {

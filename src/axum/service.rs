@@ -18,6 +18,7 @@ use super::body::{check_declared_length, read_limited};
 use super::extract::VerifiedDelivery;
 use super::layer::VerifyLayer;
 use super::rejection::{Rejection, plain};
+use crate::delivery::Verified;
 use crate::error::Error;
 use crate::receiver::{ClaimGuard, Duplicate, Outcome};
 use crate::store::{DeliveryStore, StoreError};
@@ -95,35 +96,26 @@ where
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
-    let (mut parts, body) = request.into_parts();
-    let verifier = config.receiver.verifier();
-
-    // Headers alone first: nothing is read for a malformed, stale or oversized request.
-    let precheck = match verifier.precheck(&parts.headers).and_then(|precheck| {
-        check_declared_length(&parts.headers, config.max_body).map(|()| precheck)
-    }) {
-        Ok(precheck) => precheck,
-        Err(error) => return Ok(reject(&config, error)),
-    };
-    // The body is hashed as it arrives: the verdict is ready with the last byte.
-    let mut stream = verifier.stream(precheck);
-    let body = match read_limited(body, config.max_body, |chunk| stream.update(chunk)).await {
-        Ok(body) => body,
-        Err(error) => return Ok(reject(&config, error)),
-    };
-    let verified = match stream.finish() {
+    // Each phase keeps its locals in its own scope, so that they share space in this future
+    // (it is boxed, and moved once, per request).
+    let (mut parts, body, verified) = match verify(&config, request).await {
         Ok(verified) => verified,
         Err(error) => return Ok(reject(&config, error)),
     };
-
-    let claim = tokio::time::timeout(config.store_timeout, config.receiver.claim(verified)).await;
-    let guard = match claim {
-        Ok(Ok(Outcome::Fresh(guard))) => guard,
-        Ok(Ok(Outcome::Duplicate(duplicate))) => return Ok(duplicate_response(&config, duplicate)),
-        Ok(Err(error)) => return Ok(reject(&config, error)),
-        Err(_) => return Ok(reject(&config, store_timed_out())),
+    let claim = {
+        let claim = std::pin::pin!(config.receiver.claim(verified));
+        bounded(config.store_timeout, claim).await
+    };
+    let mut guard = match claim {
+        Some(Ok(Outcome::Fresh(guard))) => guard,
+        Some(Ok(Outcome::Duplicate(duplicate))) => {
+            return Ok(duplicate_response(&config, duplicate));
+        }
+        Some(Err(error)) => return Ok(reject(&config, error)),
+        None => return Ok(reject(&config, store_timed_out())),
     };
 
+    let verifier = config.receiver.verifier();
     if let Some(signature) = parts.headers.get_mut(&verifier.header_names().signature) {
         signature.set_sensitive(true);
     }
@@ -149,27 +141,48 @@ where
     match outcome {
         Some(Ok(Ok(response))) => {
             if response.status().is_success() {
-                settle(&config, guard, Settle::Complete).await;
+                settle(&config, &mut guard, Settle::Complete).await;
             } else {
-                settle(&config, guard, Settle::Release).await;
+                settle(&config, &mut guard, Settle::Release).await;
             }
             Ok(response.map(Body::new))
         }
         Some(Ok(Err(error))) => {
-            settle(&config, guard, Settle::Release).await;
+            settle(&config, &mut guard, Settle::Release).await;
             Err(error)
         }
         Some(Err(_panic)) => {
             log_handler_failure(&guard, "handler panicked; claim released");
-            settle(&config, guard, Settle::Release).await;
+            settle(&config, &mut guard, Settle::Release).await;
             Ok(plain(StatusCode::INTERNAL_SERVER_ERROR, "handler_panicked"))
         }
         None => {
             log_handler_failure(&guard, "handler timed out; claim released");
-            settle(&config, guard, Settle::Release).await;
+            settle(&config, &mut guard, Settle::Release).await;
             Ok(plain(StatusCode::SERVICE_UNAVAILABLE, "handler_timeout"))
         }
     }
+}
+
+/// Verifies the request: its headers alone first (nothing is read for a malformed, stale or
+/// oversized request), then its body, hashed as it arrives so that the verdict is ready with
+/// the last byte.
+async fn verify<St, B>(
+    config: &VerifyLayer<St>,
+    request: Request<B>,
+) -> Result<(http::request::Parts, Bytes, Verified), Error>
+where
+    St: DeliveryStore,
+    B: http_body::Body<Data = Bytes>,
+{
+    let (parts, body) = request.into_parts();
+    let verifier = config.receiver.verifier();
+    let precheck = verifier.precheck(&parts.headers)?;
+    check_declared_length(&parts.headers, config.max_body)?;
+    let mut stream = verifier.stream(precheck);
+    let body = read_limited(body, config.max_body, |chunk| stream.update(chunk)).await?;
+    let verified = stream.finish()?;
+    Ok((parts, body, verified))
 }
 
 #[derive(Clone, Copy)]
@@ -180,16 +193,31 @@ enum Settle {
 
 /// Completes or releases, within the store timeout. A failure is logged: the handler has run,
 /// its response stands, and an unreleased claim lapses with its lease.
-async fn settle<St: DeliveryStore>(config: &VerifyLayer<St>, guard: ClaimGuard<St>, how: Settle) {
-    let id = guard.verified().delivery_id().copied();
+async fn settle<St: DeliveryStore>(
+    config: &VerifyLayer<St>,
+    guard: &mut ClaimGuard<St>,
+    how: Settle,
+) {
     let result = match how {
-        Settle::Complete => tokio::time::timeout(config.store_timeout, guard.complete()).await,
-        Settle::Release => tokio::time::timeout(config.store_timeout, guard.release()).await,
+        Settle::Complete => {
+            bounded(
+                config.store_timeout,
+                std::pin::pin!(guard.complete_in_place()),
+            )
+            .await
+        }
+        Settle::Release => {
+            bounded(
+                config.store_timeout,
+                std::pin::pin!(guard.release_in_place()),
+            )
+            .await
+        }
     };
     let error = match result {
-        Ok(Ok(())) => return,
-        Ok(Err(error)) => error,
-        Err(_) => store_timed_out(),
+        Some(Ok(())) => return,
+        Some(Err(error)) => error,
+        None => store_timed_out(),
     };
     let action = match how {
         Settle::Complete => "complete",
@@ -197,11 +225,32 @@ async fn settle<St: DeliveryStore>(config: &VerifyLayer<St>, guard: ClaimGuard<S
     };
     tracing::error!(
         target: "hookverify",
-        delivery_id = id.as_ref().map(|id| id.as_str()),
+        delivery_id = guard.verified().delivery_id().map(|id| id.as_str()),
         action,
         error = %error,
         "could not settle the claim; it lapses with its lease"
     );
+}
+
+/// Runs a store call within `limit`; `None` if it did not finish in time.
+///
+/// The call is polled before any timer exists: one that finishes on its first poll (the memory
+/// store's always do) costs no timer. A call that has to wait gets one, on the heap (it is
+/// large, and this path waits on the network anyway), from its first wait: the call stays
+/// bounded. The caller pins the call, so that it is stored once, in the caller's future.
+async fn bounded<F: Future>(
+    limit: std::time::Duration,
+    mut call: Pin<&mut F>,
+) -> Option<F::Output> {
+    let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = call.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }
 
 fn log_handler_failure<St: DeliveryStore>(guard: &ClaimGuard<St>, message: &'static str) {
