@@ -18,7 +18,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use crate::delivery::DeliveryId;
 use crate::signature::Tag;
@@ -119,7 +119,6 @@ impl std::error::Error for StoreError {
 
 const ID_INFIX: &str = ":id:";
 const MAC_INFIX: &str = ":mac:";
-const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// A key in a dedupe store: a namespace and a delivery id, or a namespace and a verified MAC.
 ///
@@ -149,9 +148,10 @@ impl DedupeKey {
         let mut text = String::with_capacity(namespace.0.len() + MAC_INFIX.len() + 32);
         text.push_str(&namespace.0);
         text.push_str(MAC_INFIX);
-        for byte in &hashed[..16] {
-            text.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
-            text.push(char::from(HEX_DIGITS[usize::from(byte & 0x0f)]));
+        // Into a stack buffer rather than through `hex::encode`'s own `String`.
+        let mut digits = [0u8; 32];
+        if hex::encode_to_slice(&hashed[..16], &mut digits).is_ok() {
+            text.push_str(std::str::from_utf8(&digits).unwrap_or_default());
         }
         Self::from_text(text)
     }
@@ -208,13 +208,16 @@ impl Default for Namespace {
     }
 }
 
-/// Unix milliseconds, saturating (`time`'s range fits easily): how stores keep deadlines.
-pub(crate) fn unix_ms(at: OffsetDateTime) -> i64 {
-    // Whole seconds and the millisecond within them: no 128-bit division (this runs on every
-    // store call). Rounds down, also before 1970.
-    at.unix_timestamp()
-        .saturating_mul(1000)
-        .saturating_add(i64::from(at.millisecond()))
+/// Unix milliseconds from a clock's [`unix_nanos`](crate::Clock::unix_nanos), rounded down
+/// (also before 1970) and saturating: how stores keep deadlines.
+pub(crate) fn unix_ms(nanos: i128) -> i64 {
+    const NANOS_PER_MS: i64 = 1_000_000;
+    match i64::try_from(nanos) {
+        // Years 1677 to 2262: 64-bit arithmetic (this runs on every store call).
+        Ok(nanos) => nanos.div_euclid(NANOS_PER_MS),
+        Err(_) => i64::try_from(nanos.div_euclid(i128::from(NANOS_PER_MS)))
+            .unwrap_or(if nanos < 0 { i64::MIN } else { i64::MAX }),
+    }
 }
 
 /// A span in whole milliseconds, saturating; a negative span counts as zero.
@@ -326,12 +329,13 @@ mod tests {
 
     #[test]
     fn unix_ms_rounds_down() {
-        let at =
-            OffsetDateTime::from_unix_timestamp_nanos(1_764_000_000_123_456_789).expect("in range");
-        assert_eq!(unix_ms(at), 1_764_000_000_123);
-        let before = OffsetDateTime::from_unix_timestamp_nanos(-1_500_000).expect("in range");
-        assert_eq!(unix_ms(before), -2);
-        assert_eq!(unix_ms(OffsetDateTime::UNIX_EPOCH), 0);
+        assert_eq!(unix_ms(1_764_000_000_123_456_789), 1_764_000_000_123);
+        assert_eq!(unix_ms(-1_500_000), -2);
+        assert_eq!(unix_ms(0), 0);
+        // Beyond 64-bit nanoseconds (after 2262), still exact; then saturating.
+        assert_eq!(unix_ms(i128::from(i64::MAX) * 10), i64::MAX / 100_000);
+        assert_eq!(unix_ms(i128::MAX), i64::MAX);
+        assert_eq!(unix_ms(i128::MIN), i64::MIN);
     }
 
     #[test]

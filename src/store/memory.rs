@@ -105,7 +105,7 @@ impl MemoryStore {
     }
 
     fn now_ms(&self) -> i64 {
-        unix_ms(self.clock.now())
+        unix_ms(self.clock.unix_nanos())
     }
 
     fn claim_now(&self, key: &DedupeKey, lease: Duration) -> Claim {

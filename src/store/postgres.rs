@@ -407,7 +407,7 @@ impl PostgresStore {
     }
 
     fn now_ms(&self) -> i64 {
-        unix_ms(self.clock.now())
+        unix_ms(self.clock.unix_nanos())
     }
 
     fn claim_parts(&self, lease: Duration) -> Result<(ClaimToken, i64, i64), StoreError> {

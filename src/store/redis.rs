@@ -258,7 +258,7 @@ where
     }
 
     fn now_ms(&self) -> i64 {
-        unix_ms(self.clock.now())
+        unix_ms(self.clock.unix_nanos())
     }
 
     /// The TTL of a key that expires at `until_ms`, judged at `now_ms`: at least 1 ms.
