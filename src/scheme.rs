@@ -8,7 +8,7 @@
 use http::HeaderName;
 
 use crate::secret::HmacSha256;
-use crate::signature::Signatures;
+use crate::signature::Carried;
 use hmac::Mac;
 
 /// The names of the three headers a delivery carries.
@@ -59,8 +59,11 @@ impl Scheme {
 
     /// Decodes the signature header's tags.
     #[inline(always)]
-    pub(crate) fn parse_signatures(&self, value: &[u8]) -> Result<Signatures, &'static str> {
-        Signatures::parse(value, self.signature_prefix)
+    pub(crate) fn parse_signatures<'a>(
+        &self,
+        value: &'a [u8],
+    ) -> Result<Carried<'a>, &'static str> {
+        Carried::parse(value, self.signature_prefix)
     }
 
     /// Feeds what precedes the body into a keyed MAC.

@@ -52,96 +52,170 @@ fn words(bytes: &[u8; 32]) -> [u64; 4] {
     words
 }
 
-/// The signatures found in one header, decoded, without allocation.
-#[derive(Clone, Copy)]
-pub(crate) struct Signatures {
-    tags: [Tag; MAX_SIGNATURES],
-    len: usize,
+/// What the verifier needs of the signatures a header carried: how many, and whether one of
+/// them equals a computed tag (in constant time).
+pub(crate) trait Candidates {
+    /// How many signatures the header carried.
+    fn count(&self) -> usize;
+
+    /// Whether any of them equals `computed`; every one is compared, whatever the result.
+    fn matches(&self, computed: &Tag) -> bool;
 }
 
-impl Signatures {
-    /// Parses a header value carrying one or more `{prefix}<64 hex digits>` entries separated by
-    /// `,` or spaces. Every entry must be well formed; the reason is a short static message.
+/// The signatures of a header value, checked well formed and still borrowed from it.
+///
+/// The usual header carries one signature: it is decoded once and kept as its tag alone. A list
+/// is decoded again at each comparison, which spares the single case the copying of eight.
+#[derive(Clone, Copy)]
+pub(crate) enum Carried<'a> {
+    /// One `sha256=<hex>`, decoded.
+    One(Tag),
+    /// Two to eight, all well formed.
+    List {
+        value: &'a [u8],
+        prefix: &'a [u8],
+        count: usize,
+    },
+}
+
+impl<'a> Carried<'a> {
+    /// Checks a header value: at most 1024 bytes, one to eight `prefix` + 64 hex digits,
+    /// separated by commas or spaces.
     #[inline(always)]
-    pub(crate) fn parse(value: &[u8], prefix: &[u8]) -> Result<Self, &'static str> {
+    pub(crate) fn parse(value: &'a [u8], prefix: &'a [u8]) -> Result<Self, &'static str> {
         if value.len() > MAX_SIGNATURE_HEADER_LEN {
             return Err("longer than 1024 bytes");
         }
-        let mut signatures = Self {
+        // The common case first: exactly one signature and nothing around it.
+        if value.len() == prefix.len() + 64
+            && let Some(digits) = value.strip_prefix(prefix)
+            && let Some(tag) = decode_hex(digits)
+        {
+            return Ok(Self::One(Tag(tag)));
+        }
+        let mut count = 0;
+        for digits in entries(value, prefix) {
+            if count == MAX_SIGNATURES {
+                return Err("more than 8 signatures");
+            }
+            decode_hex(digits?).ok_or("the digest is not hex")?;
+            count += 1;
+        }
+        match count {
+            0 => Err("no signature"),
+            _ => Ok(Self::List {
+                value,
+                prefix,
+                count,
+            }),
+        }
+    }
+
+    /// The decoded tags, owned.
+    pub(crate) fn to_signatures(self) -> Signatures {
+        let mut signatures = Signatures {
             tags: [Tag([0; 32]); MAX_SIGNATURES],
             len: 0,
         };
-        // The common case, one signature and nothing else, without scanning for separators:
-        // neither separator is a hex digit, so a value of this length that decodes is exactly
-        // one entry. Anything else takes the general path, which also words the errors.
-        if value.len() == prefix.len() + 64
-            && value.starts_with(prefix)
-            && let Some(tag) = decode_hex(&value[prefix.len()..])
-        {
-            signatures.tags[0] = Tag(tag);
-            signatures.len = 1;
-            return Ok(signatures);
-        }
-        for entry in value
-            .split(|&b| b == b',' || b == b' ')
-            .filter(|entry| !entry.is_empty())
-        {
-            if signatures.len == MAX_SIGNATURES {
-                return Err("more than 8 signatures");
+        for tag in self.tags() {
+            if let Some(slot) = signatures.tags.get_mut(signatures.len) {
+                *slot = tag;
+                signatures.len += 1;
             }
+        }
+        signatures
+    }
+
+    /// Each carried signature, decoded.
+    fn tags(self) -> impl Iterator<Item = Tag> + 'a {
+        let (one, list) = match self {
+            Self::One(tag) => (Some(tag), None),
+            Self::List { value, prefix, .. } => (None, Some(entries(value, prefix))),
+        };
+        // A list was checked when parsed: every entry decodes.
+        one.into_iter().chain(
+            list.into_iter()
+                .flatten()
+                .filter_map(|digits| decode_hex(digits.ok()?).map(Tag)),
+        )
+    }
+}
+
+impl Candidates for Carried<'_> {
+    fn count(&self) -> usize {
+        match self {
+            Self::One(_) => 1,
+            Self::List { count, .. } => *count,
+        }
+    }
+
+    #[inline(always)]
+    fn matches(&self, computed: &Tag) -> bool {
+        match self {
+            Self::One(tag) => tag.ct_eq(computed).into(),
+            Self::List { .. } => any_equal(self.tags(), computed),
+        }
+    }
+}
+
+/// Whether any of `tags` equals `computed`, comparing every one.
+fn any_equal(tags: impl IntoIterator<Item = Tag>, computed: &Tag) -> bool {
+    tags.into_iter()
+        .fold(Choice::from(0), |found, tag| found | tag.ct_eq(computed))
+        .into()
+}
+
+/// The hex digits of each entry of a signature list, or why an entry is malformed.
+fn entries<'a>(
+    value: &'a [u8],
+    prefix: &'a [u8],
+) -> impl Iterator<Item = Result<&'a [u8], &'static str>> + 'a {
+    value
+        .split(|&b| b == b',' || b == b' ')
+        .filter(|entry| !entry.is_empty())
+        .map(move |entry| {
             let digits = entry
                 .strip_prefix(prefix)
                 .ok_or("expected sha256=<64 hex digits>")?;
             if digits.len() != 64 {
                 return Err("the digest must be exactly 64 hex digits");
             }
-            let tag = decode_hex(digits).ok_or("the digest is not hex")?;
-            signatures.tags[signatures.len] = Tag(tag);
-            signatures.len += 1;
-        }
-        if signatures.len == 0 {
-            return Err("no signature");
-        }
-        Ok(signatures)
-    }
+            Ok(digits)
+        })
+}
 
-    /// How many signatures the header carried (at least one).
-    pub(crate) fn count(&self) -> usize {
+/// The signatures found in one header, decoded and owned, without allocation: what a
+/// [`Precheck`](crate::Precheck) keeps while the body is read.
+#[derive(Clone, Copy)]
+pub(crate) struct Signatures {
+    tags: [Tag; MAX_SIGNATURES],
+    len: usize,
+}
+
+impl Candidates for Signatures {
+    fn count(&self) -> usize {
         self.len
     }
 
-    /// Whether any carried tag equals `computed`. Every carried tag is compared, each in
-    /// constant time.
-    pub(crate) fn matches(&self, computed: &Tag) -> bool {
-        let mut found = Choice::from(0);
-        for tag in &self.tags[..self.len] {
-            found |= tag.ct_eq(computed);
-        }
-        found.into()
+    fn matches(&self, computed: &Tag) -> bool {
+        any_equal(self.tags[..self.len].iter().copied(), computed)
     }
 }
 
-/// Decodes 64 hex digits (either case) into 32 bytes.
-///
-/// Written as straight-line arithmetic over fixed-size arrays, with no lookup and no branch on a
-/// digit, so that the compiler turns it into a few vector instructions.
 fn decode_hex(digits: &[u8]) -> Option<[u8; 32]> {
     let digits: &[u8; 64] = digits.try_into().ok()?;
-    let mut invalid = 0u8;
+    // Each digit to its value, anything else to 0xff; no branch, so the loop is vectorized.
     let nibbles: [u8; 64] = std::array::from_fn(|index| {
         let digit = digits[index];
         let decimal = digit.wrapping_sub(b'0');
-        // Setting bit 5 folds `A`-`F` onto `a`-`f` and nothing else onto them.
         let letter = (digit | 0x20).wrapping_sub(b'a');
-        let is_decimal = u8::from(decimal < 10);
-        let is_letter = u8::from(letter < 6);
-        invalid |= 1 ^ (is_decimal | is_letter);
-        // Exactly one of the two masks is all ones for a valid digit.
-        (decimal & is_decimal.wrapping_neg()) | (letter.wrapping_add(10) & is_letter.wrapping_neg())
+        let letter_value = if letter < 6 { letter + 10 } else { 0xff };
+        if decimal < 10 { decimal } else { letter_value }
     });
+    let invalid = nibbles.iter().fold(0, |any, &nibble| any | nibble) > 0x0f;
     let pairs = nibbles.as_chunks::<2>().0;
     let out: [u8; 32] = std::array::from_fn(|index| (pairs[index][0] << 4) | pairs[index][1]);
-    (invalid == 0).then_some(out)
+    (!invalid).then_some(out)
 }
 
 impl fmt::Debug for Signatures {
@@ -159,7 +233,7 @@ mod tests {
     const HEX: &str = "8b97869b180d893b6e881d048de03257b14133f990b707ba7c2a5fcd1e698826";
 
     fn parse(value: &str) -> Result<Signatures, &'static str> {
-        Signatures::parse(value.as_bytes(), b"sha256=")
+        Carried::parse(value.as_bytes(), b"sha256=").map(Carried::to_signatures)
     }
 
     #[test]
@@ -210,11 +284,22 @@ mod tests {
     #[test]
     fn matches_any_carried_tag() {
         let other = "00".repeat(32);
-        let sigs = parse(&format!("sha256={other},sha256={HEX}")).expect("well formed");
         let mut wanted = [0u8; 32];
         hex::decode_to_slice(HEX, &mut wanted).expect("hex");
-        assert!(sigs.matches(&Tag(wanted)));
-        wanted[31] ^= 1;
-        assert!(!sigs.matches(&Tag(wanted)));
+        let mut other_tag = wanted;
+        other_tag[31] ^= 1;
+        for value in [
+            format!("sha256={HEX}"),
+            format!("sha256={other},sha256={HEX}"),
+            format!(" sha256={HEX} "),
+        ] {
+            let carried = Carried::parse(value.as_bytes(), b"sha256=").expect("well formed");
+            let owned = carried.to_signatures();
+            assert_eq!(carried.count(), owned.count(), "{value}");
+            assert!(carried.matches(&Tag(wanted)), "{value}");
+            assert!(owned.matches(&Tag(wanted)), "{value}");
+            assert!(!carried.matches(&Tag(other_tag)), "{value}");
+            assert!(!owned.matches(&Tag(other_tag)), "{value}");
+        }
     }
 }

@@ -8,7 +8,7 @@ use hmac::Mac;
 use crate::delivery::Verified;
 use crate::error::Error;
 use crate::secret::HmacSha256;
-use crate::signature::Tag;
+use crate::signature::{Candidates, Tag};
 use crate::verifier::{Precheck, Verifier};
 
 /// Verifies a body fed in chunks, for a request whose headers passed

@@ -33,29 +33,71 @@ pub(crate) fn parse(value: &[u8]) -> Result<UnixNanos, &'static str> {
     if value.len() > MAX_TIMESTAMP_LEN {
         return Err("longer than 64 bytes");
     }
-    // One pass: the value of the digits, and whether anything else was there. At most 13
-    // digits are summed into the result (checked below), so it cannot overflow an i64; longer
-    // runs are summed with wrapping and then rejected by length.
-    let (number, non_digits) = value
-        .iter()
-        .fold((0i64, 0u8), |(number, non_digits), &byte| {
-            let digit = byte.wrapping_sub(b'0');
-            (
-                number.wrapping_mul(10).wrapping_add(i64::from(digit)),
-                non_digits | u8::from(digit > 9),
-            )
-        });
-    if non_digits == 0 {
+    if let Some(number) = short_number(value) {
         return match value.len() {
             1..=11 => Ok(UnixNanos(i128::from(number) * 1_000_000_000)),
             13 => Ok(UnixNanos(i128::from(number) * 1_000_000)),
             _ => Err("Unix seconds take 1 to 11 digits, milliseconds exactly 13"),
         };
     }
+    if value.iter().all(u8::is_ascii_digit) {
+        return Err("Unix seconds take 1 to 11 digits, milliseconds exactly 13");
+    }
     let text = std::str::from_utf8(value).map_err(|_| "not ASCII")?;
     OffsetDateTime::parse(text, &Rfc3339)
         .map(|at| UnixNanos(at.unix_timestamp_nanos()))
         .map_err(|_| "neither Unix seconds, Unix milliseconds nor RFC 3339")
+}
+
+/// The value of 1 to 16 ASCII digits, or `None` if there are more or anything else is there.
+///
+/// From eight digits on, whole words at a time: the first eight bytes and the last eight
+/// (overlapping when fewer than sixteen) are checked, then each word is turned into its number
+/// in three multiply-and-shift steps instead of a multiplication per digit.
+#[inline(always)]
+fn short_number(value: &[u8]) -> Option<u64> {
+    const ZEROS: u64 = u64::from_le_bytes([b'0'; 8]);
+    match value.len() {
+        0 => None,
+        1..=7 => value.iter().try_fold(0, |number: u64, &byte| {
+            let digit = byte.wrapping_sub(b'0');
+            (digit <= 9).then(|| number * 10 + u64::from(digit))
+        }),
+        len @ 8..=16 => {
+            let first = u64::from_le_bytes(*value.first_chunk::<8>()?);
+            let last = u64::from_le_bytes(*value.last_chunk::<8>()?);
+            if !all_digits(first) || !all_digits(last) {
+                return None;
+            }
+            // The digits before the last eight, moved to the top of the word (the low end of a
+            // little-endian number holds the first byte, the most significant digit), with
+            // zeros below.
+            let leading = (first - ZEROS)
+                .checked_shl(8 * (16 - len as u32))
+                .unwrap_or(0);
+            Some(eight_digits(leading) * 100_000_000 + eight_digits(last - ZEROS))
+        }
+        _ => None,
+    }
+}
+
+/// Whether the eight bytes of `word` are all ASCII digits.
+#[inline(always)]
+fn all_digits(word: u64) -> bool {
+    const HIGH_NIBBLES: u64 = u64::from_le_bytes([0xf0; 8]);
+    const ZEROS: u64 = u64::from_le_bytes([b'0'; 8]);
+    const SIXES: u64 = u64::from_le_bytes([6; 8]);
+    // `0x30..=0x39` has a high nibble of 3, and keeps it when 6 is added; `0x3a..=0x3f` does not.
+    word & HIGH_NIBBLES == ZEROS && word.wrapping_add(SIXES) & HIGH_NIBBLES == ZEROS
+}
+
+/// The number written by eight digit values (0 to 9), one per byte, the first byte the most
+/// significant digit: pairs, then fours, then all eight.
+#[inline(always)]
+fn eight_digits(digits: u64) -> u64 {
+    let pairs = (digits * 10 + (digits >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let fours = (pairs * 100 + (pairs >> 16)) & 0x0000_ffff_0000_ffff;
+    (fours * 10_000 + (fours >> 32)) & 0xffff_ffff
 }
 
 /// How far `timestamp` lies behind `now` (negative when it is in the future), both in
@@ -64,9 +106,9 @@ pub(crate) fn drift(now: i128, timestamp: i128) -> i128 {
     now.saturating_sub(timestamp)
 }
 
-/// Whether a drift is inside a window of `tolerance` either way, bounds included.
-pub(crate) fn within(drift: i128, tolerance: Duration) -> bool {
-    drift.unsigned_abs() <= tolerance.whole_nanoseconds().unsigned_abs()
+/// Whether a drift is inside a window of `tolerance` nanoseconds either way, bounds included.
+pub(crate) fn within(drift: i128, tolerance: u128) -> bool {
+    drift.unsigned_abs() <= tolerance
 }
 
 /// A drift as a [`Duration`], for the error that reports it; saturates at `Duration`'s range.
@@ -121,7 +163,7 @@ mod tests {
             };
             assert_eq!(unix(&digits).map_err(|_| ()), expected, "{digits}");
             for position in 0..len {
-                for intruder in [b'/', b':', b'a', b' ', b'-', 0x80] {
+                for intruder in (0..=255u8).filter(|byte| !byte.is_ascii_digit()) {
                     let mut bad = digits.clone().into_bytes();
                     bad[position] = intruder;
                     assert!(parse(&bad).is_err(), "{bad:?}");
@@ -154,13 +196,13 @@ mod tests {
     #[test]
     fn window_is_inclusive_both_ways() {
         const S: i128 = 1_000_000_000;
-        let five = Duration::seconds(300);
+        let five = 300 * S as u128;
         assert!(within(300 * S, five));
         assert!(within(-300 * S, five));
         assert!(!within(300 * S + 1, five));
         assert!(!within(-300 * S - 1, five));
         assert!(!within(i128::MIN, five));
-        assert!(within(0, Duration::ZERO));
+        assert!(within(0, 0));
         assert_eq!(drift(i128::MIN, i128::MAX), i128::MIN);
         assert_eq!(drift(10 * S, 4 * S), 6 * S);
     }

@@ -13,7 +13,7 @@ use crate::delivery::{DeliveryId, Verified};
 use crate::error::{ConfigError, Error};
 use crate::scheme::{HeaderNames, Scheme};
 use crate::secret::{KeyedSecret, Secret};
-use crate::signature::{Signatures, Tag};
+use crate::signature::{Candidates, Carried, Signatures, Tag};
 use crate::stream::BodyVerifier;
 use crate::timestamp::{self, MAX_TIMESTAMP_LEN, UnixNanos};
 
@@ -43,6 +43,8 @@ pub struct Verifier {
 struct Inner {
     secrets: Box<[KeyedSecret]>,
     tolerance: Duration,
+    /// The tolerance in nanoseconds, as the window check compares it.
+    tolerance_nanos: u128,
     clock: Arc<dyn Clock>,
     scheme: Scheme,
     /// Index of the secret that matched last: tried first, since during a rotation most
@@ -79,7 +81,7 @@ pub struct Precheck {
 
 /// What [`Verifier::check`] passed, still borrowed from the headers.
 struct Checked<'a> {
-    signatures: Signatures,
+    signatures: Carried<'a>,
     timestamp_raw: &'a [u8],
     timestamp: UnixNanos,
     /// Validated.
@@ -163,7 +165,7 @@ impl Verifier {
         let mut raw = [0; MAX_TIMESTAMP_LEN];
         raw[..checked.timestamp_raw.len()].copy_from_slice(checked.timestamp_raw);
         Ok(Precheck {
-            signatures: checked.signatures,
+            signatures: checked.signatures.to_signatures(),
             timestamp_raw: raw,
             timestamp_len: checked.timestamp_raw.len(),
             timestamp: checked.timestamp,
@@ -261,7 +263,7 @@ impl Verifier {
         }
 
         let drift = timestamp::drift(self.inner.clock.unix_nanos(), timestamp.0);
-        if !timestamp::within(drift, self.inner.tolerance) {
+        if !timestamp::within(drift, self.inner.tolerance_nanos) {
             return Err(Error::TimestampOutOfTolerance {
                 drift: timestamp::drift_duration(drift),
                 tolerance: self.inner.tolerance,
@@ -280,7 +282,7 @@ impl Verifier {
     #[inline(always)]
     fn find_match(
         &self,
-        signatures: &Signatures,
+        signatures: &impl Candidates,
         timestamp_raw: &[u8],
         body: &[u8],
     ) -> Result<(usize, Tag), Error> {
@@ -461,6 +463,7 @@ impl VerifierBuilder {
             inner: Arc::new(Inner {
                 secrets: keyed.into_boxed_slice(),
                 tolerance: self.tolerance,
+                tolerance_nanos: self.tolerance.whole_nanoseconds().unsigned_abs(),
                 clock: self.clock,
                 scheme: Scheme::agent(self.names),
                 last_match: AtomicUsize::new(0),
