@@ -25,8 +25,13 @@
 //! one leaks (class 0 exits at the first byte, class 1 at the last), and the harness must say so,
 //! or its silence about the real comparison means nothing.
 //!
+//! A fourth run times only the header checks (`Verifier::precheck`: the signature header parsed
+//! and decoded, no HMAC, no comparison) on the same two classes. The classes' headers differ in
+//! which digit is wrong, which is public; a |t| there that matches the first run's says the
+//! difference lies in handling those bytes (or in the harness), not in the comparison.
+//!
 //! Run: `cargo run --release --example timing_leak [-- SAMPLES [SEED]]` (default 2,000,000
-//! samples in each of the three runs, about 1,000,000 per class).
+//! samples in each of the four runs, about 1,000,000 per class).
 
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -413,6 +418,17 @@ fn main() -> ExitCode {
         &aa,
     );
     drop(aa);
+    // The same classes through the header checks alone (`precheck`: parsing and decoding the
+    // signature header, no HMAC and no comparison). What separates the classes here is how
+    // public header bytes are handled, not secret material: the baseline for the first run.
+    let parse_only = measure(samples, seed, &correct, &classes, |headers, _| {
+        verifier.precheck(headers).is_ok()
+    });
+    let parse_t = report(
+        "header checks only, Verifier::precheck (no HMAC, no comparison); classes as above",
+        &parse_only,
+    );
+    drop(parse_only);
     let control = measure(samples, seed, &correct, &classes, |headers, body| {
         leaky.verify(headers, body)
     });
@@ -423,8 +439,8 @@ fn main() -> ExitCode {
 
     println!();
     println!(
-        "max |t|: hookverify {real_t:.2}; A/A {aa_t:.2}; leaky control {control_t:.2} \
-         (threshold {THRESHOLD})"
+        "max |t|: hookverify {real_t:.2}; A/A {aa_t:.2}; header checks only {parse_t:.2}; \
+         leaky control {control_t:.2} (threshold {THRESHOLD})"
     );
     if control_t < THRESHOLD {
         println!(
