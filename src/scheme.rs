@@ -57,7 +57,7 @@ impl Scheme {
         }
     }
 
-    /// Decodes the signature header's tags.
+    /// Checks the signature header, decoding a lone signature right away.
     #[inline(always)]
     pub(crate) fn parse_signatures<'a>(
         &self,

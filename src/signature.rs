@@ -68,9 +68,9 @@ pub(crate) trait Candidates {
 /// is decoded again at each comparison, which spares the single case the copying of eight.
 #[derive(Clone, Copy)]
 pub(crate) enum Carried<'a> {
-    /// One `sha256=<hex>`, decoded.
+    /// The header is exactly one `sha256=<hex>`, decoded.
     One(Tag),
-    /// Two to eight, all well formed.
+    /// Any other layout: one to eight entries separated by commas or spaces, all well formed.
     List {
         value: &'a [u8],
         prefix: &'a [u8],
