@@ -73,13 +73,10 @@ fn all_visible_ascii(value: &[u8]) -> bool {
     // bit set fails on its own, whatever the carries do to the others.
     let invisible = |word: u64| word | !word.wrapping_add(0x5f * ONES) | word.wrapping_add(ONES);
     let (words, rest) = value.as_chunks::<8>();
-    let mut bad = words
+    let bad = words
         .iter()
         .fold(0, |bad, word| bad | invisible(u64::from_ne_bytes(*word)));
-    bad |= rest
-        .iter()
-        .fold(0, |bad, &byte| bad | (invisible(u64::from(byte)) & 0x80));
-    bad & HIGH == 0
+    bad & HIGH == 0 && rest.iter().all(u8::is_ascii_graphic)
 }
 
 impl PartialEq for DeliveryId {

@@ -86,7 +86,9 @@ impl<'a> Carried<'a> {
         if value.len() > MAX_SIGNATURE_HEADER_LEN {
             return Err("longer than 1024 bytes");
         }
-        // The common case first: exactly one signature and nothing around it.
+        // The common case, one signature and nothing else, without scanning for separators:
+        // neither separator is a hex digit, so a value of this length that decodes is exactly
+        // one entry. Anything else takes the general path, which also words the errors.
         if value.len() == prefix.len() + 64
             && let Some(digits) = value.strip_prefix(prefix)
             && let Some(tag) = decode_hex(digits)
@@ -117,27 +119,20 @@ impl<'a> Carried<'a> {
             tags: [Tag([0; 32]); MAX_SIGNATURES],
             len: 0,
         };
-        for tag in self.tags() {
-            if let Some(slot) = signatures.tags.get_mut(signatures.len) {
-                *slot = tag;
-                signatures.len += 1;
+        let list = match self {
+            Self::One(tag) => {
+                signatures.tags[0] = tag;
+                signatures.len = 1;
+                return signatures;
             }
+            Self::List { value, prefix, .. } => decoded(value, prefix),
+        };
+        // `parse` allowed at most `MAX_SIGNATURES` entries.
+        for (slot, tag) in signatures.tags.iter_mut().zip(list) {
+            *slot = tag;
+            signatures.len += 1;
         }
         signatures
-    }
-
-    /// Each carried signature, decoded.
-    fn tags(self) -> impl Iterator<Item = Tag> + 'a {
-        let (one, list) = match self {
-            Self::One(tag) => (Some(tag), None),
-            Self::List { value, prefix, .. } => (None, Some(entries(value, prefix))),
-        };
-        // A list was checked when parsed: every entry decodes.
-        one.into_iter().chain(
-            list.into_iter()
-                .flatten()
-                .filter_map(|digits| decode_hex(digits.ok()?).map(Tag)),
-        )
     }
 }
 
@@ -153,7 +148,7 @@ impl Candidates for Carried<'_> {
     fn matches(&self, computed: &Tag) -> bool {
         match self {
             Self::One(tag) => tag.ct_eq(computed).into(),
-            Self::List { .. } => any_equal(self.tags(), computed),
+            Self::List { value, prefix, .. } => any_equal(decoded(value, prefix), computed),
         }
     }
 }
@@ -163,6 +158,11 @@ fn any_equal(tags: impl IntoIterator<Item = Tag>, computed: &Tag) -> bool {
     tags.into_iter()
         .fold(Choice::from(0), |found, tag| found | tag.ct_eq(computed))
         .into()
+}
+
+/// The tags of a list that `Carried::parse` accepted (where every entry decodes).
+fn decoded<'a>(value: &'a [u8], prefix: &'a [u8]) -> impl Iterator<Item = Tag> + 'a {
+    entries(value, prefix).filter_map(|digits| decode_hex(digits.ok()?).map(Tag))
 }
 
 /// The hex digits of each entry of a signature list, or why an entry is malformed.
@@ -202,12 +202,17 @@ impl Candidates for Signatures {
     }
 }
 
+/// Decodes 64 hex digits (either case) into 32 bytes.
+///
+/// Straight-line arithmetic over fixed-size arrays, with no lookup and no branch on a digit
+/// (each digit to its value, anything else to 0xff, then one check), so that the compiler turns
+/// it into a few vector instructions.
 fn decode_hex(digits: &[u8]) -> Option<[u8; 32]> {
     let digits: &[u8; 64] = digits.try_into().ok()?;
-    // Each digit to its value, anything else to 0xff; no branch, so the loop is vectorized.
     let nibbles: [u8; 64] = std::array::from_fn(|index| {
         let digit = digits[index];
         let decimal = digit.wrapping_sub(b'0');
+        // Setting bit 5 folds `A`-`F` onto `a`-`f` and nothing else onto them.
         let letter = (digit | 0x20).wrapping_sub(b'a');
         let letter_value = if letter < 6 { letter + 10 } else { 0xff };
         if decimal < 10 { decimal } else { letter_value }

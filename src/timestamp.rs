@@ -33,21 +33,27 @@ pub(crate) fn parse(value: &[u8]) -> Result<UnixNanos, &'static str> {
     if value.len() > MAX_TIMESTAMP_LEN {
         return Err("longer than 64 bytes");
     }
-    if let Some(number) = short_number(value) {
-        return match value.len() {
-            1..=11 => Ok(UnixNanos(i128::from(number) * 1_000_000_000)),
-            13 => Ok(UnixNanos(i128::from(number) * 1_000_000)),
-            _ => Err("Unix seconds take 1 to 11 digits, milliseconds exactly 13"),
-        };
+    const NUMERIC_LENGTHS: &str = "Unix seconds take 1 to 11 digits, milliseconds exactly 13";
+    match short_number(value) {
+        Some(seconds) if value.len() <= 11 => Ok(UnixNanos(i128::from(seconds) * 1_000_000_000)),
+        Some(millis) if value.len() == 13 => Ok(UnixNanos(i128::from(millis) * 1_000_000)),
+        Some(_) => Err(NUMERIC_LENGTHS),
+        // Digits only, but too many to read as a number.
+        None if value.iter().all(u8::is_ascii_digit) => Err(NUMERIC_LENGTHS),
+        None => parse_rfc3339(value),
     }
-    if value.iter().all(u8::is_ascii_digit) {
-        return Err("Unix seconds take 1 to 11 digits, milliseconds exactly 13");
-    }
+}
+
+/// An RFC 3339 date and time, through `time`.
+fn parse_rfc3339(value: &[u8]) -> Result<UnixNanos, &'static str> {
     let text = std::str::from_utf8(value).map_err(|_| "not ASCII")?;
     OffsetDateTime::parse(text, &Rfc3339)
         .map(|at| UnixNanos(at.unix_timestamp_nanos()))
         .map_err(|_| "neither Unix seconds, Unix milliseconds nor RFC 3339")
 }
+
+/// Eight ASCII zeros as a word: subtracted from eight digits, it leaves their values.
+const ZEROS: u64 = u64::from_le_bytes([b'0'; 8]);
 
 /// The value of 1 to 16 ASCII digits, or `None` if there are more or anything else is there.
 ///
@@ -56,7 +62,6 @@ pub(crate) fn parse(value: &[u8]) -> Result<UnixNanos, &'static str> {
 /// in three multiply-and-shift steps instead of a multiplication per digit.
 #[inline(always)]
 fn short_number(value: &[u8]) -> Option<u64> {
-    const ZEROS: u64 = u64::from_le_bytes([b'0'; 8]);
     match value.len() {
         0 => None,
         1..=7 => value.iter().try_fold(0, |number: u64, &byte| {
@@ -85,7 +90,6 @@ fn short_number(value: &[u8]) -> Option<u64> {
 #[inline(always)]
 fn all_digits(word: u64) -> bool {
     const HIGH_NIBBLES: u64 = u64::from_le_bytes([0xf0; 8]);
-    const ZEROS: u64 = u64::from_le_bytes([b'0'; 8]);
     const SIXES: u64 = u64::from_le_bytes([6; 8]);
     // `0x30..=0x39` has a high nibble of 3, and keeps it when 6 is added; `0x3a..=0x3f` does not.
     word & HIGH_NIBBLES == ZEROS && word.wrapping_add(SIXES) & HIGH_NIBBLES == ZEROS
