@@ -18,8 +18,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:18788".to_owned());
     let app = match (args.next().as_deref(), args.next()) {
         (Some("--layer"), Some(secret)) => {
+            let capacity = match args.next() {
+                Some(text) => text.parse()?,
+                None => 100_000,
+            };
             let verifier = Verifier::builder().secret("load", secret).build()?;
-            let store = MemoryStore::new(NonZeroUsize::new(1_000_000).ok_or("capacity")?);
+            let store = MemoryStore::new(NonZeroUsize::new(capacity).ok_or("capacity")?);
             let layer = VerifyLayer::new(Receiver::new(verifier, store));
             Router::new().route(
                 "/",
