@@ -1,8 +1,9 @@
 //! The baselines for the load test (`scripts/loadtest.sh`): a bare axum handler that reads the
 //! body and answers 200, with no verification; and, with `--layer SECRET`, the same handler
-//! behind `VerifyLayer` (verify, memory-store dedupe), to measure the layer alone.
+//! behind `VerifyLayer` (verify, memory-store dedupe of CAPACITY entries, default 100,000), to
+//! measure the layer alone.
 //!
-//! `cargo run --release --features axum --example bare_receiver -- 127.0.0.1:18788 [--layer SECRET]`
+//! `cargo run --release --features axum --example bare_receiver -- 127.0.0.1:18788 [--layer SECRET [CAPACITY]]`
 
 use std::num::NonZeroUsize;
 
@@ -18,12 +19,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:18788".to_owned());
     let app = match (args.next().as_deref(), args.next()) {
         (Some("--layer"), Some(secret)) => {
-            let capacity = match args.next() {
-                Some(text) => text.parse()?,
-                None => 100_000,
-            };
+            // `serve`'s default capacity unless given.
+            let capacity: NonZeroUsize = args.next().as_deref().unwrap_or("100000").parse()?;
             let verifier = Verifier::builder().secret("load", secret).build()?;
-            let store = MemoryStore::new(NonZeroUsize::new(capacity).ok_or("capacity")?);
+            let store = MemoryStore::new(capacity);
             let layer = VerifyLayer::new(Receiver::new(verifier, store));
             Router::new().route(
                 "/",

@@ -22,7 +22,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 run() {
   local name=$1 pid=$2 port=$3
-  # Pool large enough that the run sees fresh deliveries throughout (ids never repeat).
+  # Pools large enough that both passes see fresh deliveries throughout (ids never repeat).
   python3 scripts/wrk_requests.py "$secret" 120000 "$size" "$work/warmup.lua" 0
   python3 scripts/wrk_requests.py "$secret" 250000 "$size" "$work/requests.lua" 10000000
   wrk -t1 -c"$connections" -d3s -s "$work/warmup.lua" "http://127.0.0.1:$port/" >"$work/$name.warmup"
