@@ -3,6 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use hmac::block_api::HmacCore;
+use hmac::digest::block_api::CoreProxy;
 use hmac::{Hmac, KeyInit};
 use sha2::Sha256;
 use zeroize::Zeroizing;
@@ -51,13 +53,12 @@ impl Secret {
                 label: self.label.to_string(),
             });
         }
-        let mac =
-            HmacSha256::new_from_slice(&self.value).map_err(|_| ConfigError::EmptySecret {
-                label: self.label.to_string(),
-            })?;
+        let core = HmacCore::new_from_slice(&self.value).map_err(|_| ConfigError::EmptySecret {
+            label: self.label.to_string(),
+        })?;
         Ok(KeyedSecret {
             label: self.label,
-            mac,
+            core,
         })
     }
 }
@@ -74,10 +75,20 @@ impl fmt::Debug for Secret {
 /// A secret after keying: the HMAC state that has absorbed the key blocks.
 ///
 /// That state is as sensitive as the key itself; `hmac`'s `zeroize` feature wipes it (and every
-/// per-request clone) on drop.
+/// per-request copy) on drop.
 pub(crate) struct KeyedSecret {
     pub(crate) label: Arc<str>,
-    pub(crate) mac: HmacSha256,
+    /// Only the two hash states: a request starts from a copy of them and an empty buffer,
+    /// which is less to copy than a whole `Hmac` with its block buffer.
+    core: HmacCore<Sha256>,
+}
+
+impl KeyedSecret {
+    /// A MAC ready for a message, starting from the keyed state.
+    #[inline(always)]
+    pub(crate) fn mac(&self) -> HmacSha256 {
+        HmacSha256::compose(self.core.clone(), Default::default())
+    }
 }
 
 impl fmt::Debug for KeyedSecret {

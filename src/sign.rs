@@ -66,7 +66,7 @@ impl Signer {
         timestamp: &str,
         body: &[u8],
     ) -> SignedHeaders {
-        let mut mac = self.secret.mac.clone();
+        let mut mac = self.secret.mac();
         self.scheme.begin_message(&mut mac, timestamp.as_bytes());
         mac.update(body);
         let tag: [u8; 32] = mac.finalize().into_bytes().into();

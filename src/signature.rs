@@ -30,9 +30,15 @@ impl Tag {
 
     /// Constant-time equality.
     pub fn ct_eq(&self, other: &Self) -> Choice {
-        // Compared as four 64-bit words, each through `subtle`: the same answer as byte by
-        // byte, with an eighth of the optimization barriers.
-        words(&self.0)[..].ct_eq(&words(&other.0)[..])
+        // The differences of the four 64-bit words, OR-ed together without a branch, then one
+        // comparison through `subtle`: the same answer as byte by byte, with one optimization
+        // barrier instead of thirty-two.
+        let (ours, theirs) = (words(&self.0), words(&other.0));
+        let differ = ours
+            .iter()
+            .zip(&theirs)
+            .fold(0, |differ, (ours, theirs)| differ | (ours ^ theirs));
+        differ.ct_eq(&0)
     }
 }
 

@@ -43,7 +43,7 @@ impl BodyVerifier {
             .keyed_secrets()
             .iter()
             .map(|secret| {
-                let mut mac = secret.mac.clone();
+                let mut mac = secret.mac();
                 verifier
                     .scheme()
                     .begin_message(&mut mac, precheck.timestamp_raw());

@@ -365,7 +365,7 @@ impl Verifier {
 
     #[inline(always)]
     fn tag(&self, secret: &KeyedSecret, timestamp: &[u8], body: &[u8]) -> Tag {
-        let mut mac = secret.mac.clone();
+        let mut mac = secret.mac();
         self.inner.scheme.begin_message(&mut mac, timestamp);
         mac.update(body);
         Tag::from_bytes(mac.finalize().into_bytes().into())
