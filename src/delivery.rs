@@ -100,18 +100,39 @@ impl fmt::Display for DeliveryId {
 }
 
 /// A delivery whose signature matched and whose timestamp is inside the window.
-#[derive(Clone)]
-pub struct Verified {
-    pub(crate) delivery_id: Option<DeliveryId>,
-    pub(crate) timestamp: UnixNanos,
-    pub(crate) secret: Arc<str>,
-    pub(crate) tag: Tag,
+///
+/// Borrowed from the request's headers and from the verifier: `verify` copies nothing out of
+/// the request, which is what keeps it cheap. It is small and `Copy`; copy out (`to_owned`)
+/// what you keep beyond the request.
+#[derive(Clone, Copy)]
+pub struct Verified<'a> {
+    /// Validated: 1 to 256 visible ASCII bytes.
+    delivery_id: Option<&'a [u8]>,
+    timestamp: UnixNanos,
+    secret: &'a Arc<str>,
+    tag: Tag,
 }
 
-impl Verified {
+impl<'a> Verified<'a> {
+    pub(crate) fn new(
+        delivery_id: Option<&'a [u8]>,
+        timestamp: UnixNanos,
+        secret: &'a Arc<str>,
+        tag: Tag,
+    ) -> Self {
+        Self {
+            delivery_id,
+            timestamp,
+            secret,
+            tag,
+        }
+    }
+
     /// The delivery id header, if the request carried one.
-    pub fn delivery_id(&self) -> Option<&DeliveryId> {
-        self.delivery_id.as_ref()
+    pub fn delivery_id(&self) -> Option<&'a str> {
+        // Validated as visible ASCII, so this never falls back.
+        self.delivery_id
+            .map(|id| std::str::from_utf8(id).unwrap_or_default())
     }
 
     /// The signed timestamp.
@@ -120,8 +141,8 @@ impl Verified {
     }
 
     /// The label of the secret that matched.
-    pub fn secret_label(&self) -> &str {
-        &self.secret
+    pub fn secret_label(&self) -> &'a str {
+        self.secret
     }
 
     /// The tag that matched: the request's MAC, which the dedupe layer remembers to catch a
@@ -131,13 +152,54 @@ impl Verified {
     }
 }
 
-impl fmt::Debug for Verified {
+impl fmt::Debug for Verified<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verified")
-            .field("delivery_id", &self.delivery_id)
+            .field("delivery_id", &self.delivery_id())
             .field("timestamp", &self.timestamp())
-            .field("secret", &self.secret)
+            .field("secret", &self.secret_label())
             .finish_non_exhaustive()
+    }
+}
+
+/// A [`Verified`] delivery, owned: what a claim guard and the extractors keep after the
+/// request's headers are gone.
+#[derive(Clone)]
+pub(crate) struct KeptDelivery {
+    delivery_id: Option<DeliveryId>,
+    timestamp: UnixNanos,
+    secret: Arc<str>,
+    tag: Tag,
+}
+
+impl KeptDelivery {
+    pub(crate) fn new(verified: Verified<'_>) -> Self {
+        Self {
+            delivery_id: verified.delivery_id.map(DeliveryId::from_checked),
+            timestamp: verified.timestamp,
+            secret: Arc::clone(verified.secret),
+            tag: verified.tag,
+        }
+    }
+
+    pub(crate) fn delivery_id(&self) -> Option<&DeliveryId> {
+        self.delivery_id.as_ref()
+    }
+
+    /// The delivery, borrowed again.
+    pub(crate) fn verified(&self) -> Verified<'_> {
+        Verified {
+            delivery_id: self.delivery_id.as_ref().map(DeliveryId::as_bytes),
+            timestamp: self.timestamp,
+            secret: &self.secret,
+            tag: self.tag,
+        }
+    }
+}
+
+impl fmt::Debug for KeptDelivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.verified().fmt(f)
     }
 }
 

@@ -7,7 +7,7 @@ use http::HeaderMap;
 use time::Duration;
 
 use crate::clock::Clock;
-use crate::delivery::Verified;
+use crate::delivery::{KeptDelivery, Verified};
 use crate::error::Error;
 use crate::store::{Claim, ClaimToken, DedupeKey, DeliveryStore, Namespace};
 use crate::verifier::Verifier;
@@ -154,8 +154,13 @@ impl<S: DeliveryStore> Receiver<S> {
 
     /// Claims a delivery verified by [`Self::verifier`]: first its delivery id (required
     /// here), then its MAC.
-    pub async fn claim(&self, verified: Verified) -> Result<Outcome<S>, Error> {
-        let id = verified.delivery_id().ok_or_else(|| Error::MissingHeader {
+    pub async fn claim(&self, verified: Verified<'_>) -> Result<Outcome<S>, Error> {
+        self.claim_kept(KeptDelivery::new(verified)).await
+    }
+
+    /// [`claim`](Self::claim) for a delivery already copied out of its request.
+    pub(crate) async fn claim_kept(&self, kept: KeptDelivery) -> Result<Outcome<S>, Error> {
+        let id = kept.delivery_id().ok_or_else(|| Error::MissingHeader {
             header: self.verifier.header_names().delivery_id.clone(),
         })?;
         let id_key = DedupeKey::delivery(&self.namespace, id);
@@ -165,7 +170,7 @@ impl<S: DeliveryStore> Receiver<S> {
             Claim::InFlight => return Ok(Outcome::Duplicate(Duplicate::InFlight)),
         };
         let mut guard = ClaimGuard {
-            verified,
+            verified: kept,
             store: Arc::clone(&self.store),
             clock: Arc::clone(self.verifier.clock()),
             tolerance: self.verifier.tolerance(),
@@ -173,7 +178,7 @@ impl<S: DeliveryStore> Receiver<S> {
             id: Some((id_key, id_token)),
             mac: None,
         };
-        let mac_key = DedupeKey::mac(&self.namespace, guard.verified.tag());
+        let mac_key = DedupeKey::mac(&self.namespace, guard.verified().tag());
         match self.store.claim(&mac_key, self.lease).await {
             Ok(Claim::Fresh(token)) => {
                 guard.mac = Some((mac_key, token));
@@ -210,7 +215,7 @@ impl<S> fmt::Debug for Receiver<S> {
 /// Dropped without either (an early return, a panic, a cancelled future), it releases the claims
 /// on the current Tokio runtime; outside one, the lease frees them.
 pub struct ClaimGuard<S: DeliveryStore> {
-    verified: Verified,
+    verified: KeptDelivery,
     store: Arc<S>,
     clock: Arc<dyn Clock>,
     tolerance: Duration,
@@ -221,8 +226,8 @@ pub struct ClaimGuard<S: DeliveryStore> {
 
 impl<S: DeliveryStore> ClaimGuard<S> {
     /// The verified delivery.
-    pub fn verified(&self) -> &Verified {
-        &self.verified
+    pub fn verified(&self) -> Verified<'_> {
+        self.verified.verified()
     }
 
     /// The delivery id's key and claim token, while the guard holds them, with the retention
@@ -257,7 +262,7 @@ impl<S: DeliveryStore> ClaimGuard<S> {
     /// it fails is released when the guard is dropped.
     pub(crate) async fn complete_in_place(&mut self) -> Result<(), Error> {
         if let Some((key, token)) = &self.mac {
-            let left = self.verified.timestamp() + self.tolerance - self.clock.now();
+            let left = self.verified().timestamp() + self.tolerance - self.clock.now();
             if left.is_positive() {
                 self.store.complete(key, *token, left).await?;
             } else {

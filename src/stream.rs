@@ -5,7 +5,7 @@ use std::fmt;
 
 use hmac::Mac;
 
-use crate::delivery::Verified;
+use crate::delivery::{DeliveryId, Verified};
 use crate::error::Error;
 use crate::secret::HmacSha256;
 use crate::signature::{Candidates, Tag};
@@ -71,26 +71,24 @@ impl BodyVerifier {
 
     /// The verdict on the body fed so far. When several secrets match, the first one configured
     /// is reported, as [`Verifier::verify_body`] does.
-    pub fn finish(self) -> Result<Verified, Error> {
-        let Self {
-            verifier,
-            precheck,
-            states,
-        } = self;
+    ///
+    /// Finalizes copies of the states, so it can be asked again (after more chunks, too). The
+    /// result borrows from this verifier.
+    pub fn finish(&self) -> Result<Verified<'_>, Error> {
         let mut found = None;
-        for (index, state) in states.into_iter().enumerate() {
-            let tag = Tag::from_bytes(state.finalize().into_bytes().into());
-            if found.is_none() && precheck.signatures().matches(&tag) {
+        for (index, state) in self.states.iter().enumerate() {
+            let tag = Tag::from_bytes(state.clone().finalize().into_bytes().into());
+            if found.is_none() && self.precheck.signatures().matches(&tag) {
                 found = Some((index, tag));
             }
         }
         let (index, tag) = found.ok_or(Error::SignatureMismatch)?;
-        verifier.note_match(index);
-        Ok(verifier.verified(
+        self.verifier.note_match(index);
+        Ok(self.verifier.verified(
             index,
             tag,
-            precheck.delivery_id().copied(),
-            precheck.unix_nanos(),
+            self.precheck.delivery_id().map(DeliveryId::as_bytes),
+            self.precheck.unix_nanos(),
         ))
     }
 }

@@ -30,8 +30,8 @@ pub const DEFAULT_TOLERANCE: Duration = Duration::seconds(300);
 /// use hookverify::{Signer, Verifier};
 ///
 /// let verifier = Verifier::builder().secret("current", "whsec_example").build()?;
-/// let signed = Signer::new("whsec_example")?.sign("dlv_1", b"{}");
-/// let verified = verifier.verify(&signed.header_map()?, b"{}")?;
+/// let headers = Signer::new("whsec_example")?.sign("dlv_1", b"{}").header_map()?;
+/// let verified = verifier.verify(&headers, b"{}")?;
 /// assert_eq!(verified.secret_label(), "current");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -134,21 +134,26 @@ impl Verifier {
 
     /// Verifies a request from its headers and its raw body bytes (as received: never a
     /// re-encoded or decoded form).
-    pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Error> {
+    ///
+    /// The result borrows the delivery id from `headers` and the label from the verifier.
+    pub fn verify<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+        body: &[u8],
+    ) -> Result<Verified<'a>, Error> {
         self.verify_values(self.header_values(headers)?, body)
     }
 
     /// [`verify`](Self::verify) over plain header values.
-    pub fn verify_values(&self, values: HeaderValues<'_>, body: &[u8]) -> Result<Verified, Error> {
+    pub fn verify_values<'a>(
+        &'a self,
+        values: HeaderValues<'a>,
+        body: &[u8],
+    ) -> Result<Verified<'a>, Error> {
         // Borrowed all the way: nothing is copied out of the headers until the result is built.
         let checked = self.check(values)?;
         let (index, tag) = self.find_match(&checked.signatures, checked.timestamp_raw, body)?;
-        Ok(self.verified(
-            index,
-            tag,
-            checked.delivery_id.map(DeliveryId::from_checked),
-            checked.timestamp,
-        ))
+        Ok(self.verified(index, tag, checked.delivery_id, checked.timestamp))
     }
 
     /// The checks that need no body: headers present, single and well formed, timestamp inside
@@ -178,9 +183,18 @@ impl Verifier {
     ///
     /// The result does not depend on that order: when the carried signatures match several
     /// secrets, the label reported is that of the first one configured.
-    pub fn verify_body(&self, precheck: &Precheck, body: &[u8]) -> Result<Verified, Error> {
+    pub fn verify_body<'a>(
+        &'a self,
+        precheck: &'a Precheck,
+        body: &[u8],
+    ) -> Result<Verified<'a>, Error> {
         let (index, tag) = self.find_match(&precheck.signatures, precheck.timestamp_raw(), body)?;
-        Ok(self.verified(index, tag, precheck.delivery_id, precheck.timestamp))
+        Ok(self.verified(
+            index,
+            tag,
+            precheck.delivery_id.as_ref().map(DeliveryId::as_bytes),
+            precheck.timestamp,
+        ))
     }
 
     /// The three header values, each of which may occur at most once.
@@ -313,19 +327,19 @@ impl Verifier {
 
     /// The result for the secret at `index`.
     #[inline(always)]
-    pub(crate) fn verified(
-        &self,
+    pub(crate) fn verified<'a>(
+        &'a self,
         index: usize,
         tag: Tag,
-        delivery_id: Option<DeliveryId>,
+        delivery_id: Option<&'a [u8]>,
         timestamp: UnixNanos,
-    ) -> Verified {
-        Verified {
+    ) -> Verified<'a> {
+        Verified::new(
             delivery_id,
             timestamp,
-            secret: Arc::clone(&self.inner.secrets[index].label),
+            &self.inner.secrets[index].label,
             tag,
-        }
+        )
     }
 
     /// Starts verifying a body that arrives in chunks (see [`BodyVerifier`]).

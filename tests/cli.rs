@@ -375,7 +375,7 @@ fn sign_prints_headers_that_verify() {
         .build()
         .expect("a verifier");
     let verified = verifier.verify(&headers, body).expect("verifies");
-    assert_eq!(verified.delivery_id().map(|id| id.as_str()), Some("dlv_42"));
+    assert_eq!(verified.delivery_id(), Some("dlv_42"));
     assert!(
         verifier.verify(&headers, b"{}").is_err(),
         "bound to the body"

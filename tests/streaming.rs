@@ -90,3 +90,29 @@ fn an_empty_stream_verifies_an_empty_body() {
         Err("signature_mismatch")
     );
 }
+
+/// `finish` reports on the body fed so far and can be asked again: a prefix does not verify,
+/// the whole body does, and asking twice gives the same delivery.
+#[test]
+fn finish_can_be_asked_again_as_the_body_grows() {
+    let (verifier, old, _) = setup();
+    let headers = old
+        .sign("dlv_grow", b"hello, world")
+        .header_map()
+        .expect("headers");
+    let mut stream = verifier.stream(verifier.precheck(&headers).expect("prechecks"));
+    stream.update(b"hello, ");
+    assert_eq!(
+        stream
+            .finish()
+            .map(|v| v.secret_label())
+            .map_err(|e| e.kind()),
+        Err("signature_mismatch")
+    );
+    stream.update(b"world");
+    for _ in 0..2 {
+        let verified = stream.finish().expect("the whole body verifies");
+        assert_eq!(verified.secret_label(), "old");
+        assert_eq!(verified.delivery_id(), Some("dlv_grow"));
+    }
+}

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::body::{check_declared_length, read_limited};
 use super::layer::DEFAULT_MAX_BODY;
 use super::rejection::Rejection;
-use crate::delivery::{DeliveryId, Verified};
+use crate::delivery::{KeptDelivery, Verified};
 use crate::verifier::Verifier;
 
 /// A delivery that [`VerifyLayer`](super::VerifyLayer) verified and claimed, with its raw body.
@@ -19,34 +19,34 @@ use crate::verifier::Verifier;
 /// (`verify_layer_missing`): a configuration mistake, never an unverified pass.
 #[derive(Debug, Clone)]
 pub struct VerifiedDelivery {
-    verified: Verified,
+    verified: KeptDelivery,
     body: Bytes,
 }
 
 impl VerifiedDelivery {
-    pub(crate) fn new(verified: Verified, body: Bytes) -> Self {
+    pub(crate) fn new(verified: KeptDelivery, body: Bytes) -> Self {
         Self { verified, body }
     }
 
     /// What verification established.
-    pub fn verified(&self) -> &Verified {
-        &self.verified
+    pub fn verified(&self) -> Verified<'_> {
+        self.verified.verified()
     }
 
     /// The delivery id, or `""` when the request had none (possible only without the layer,
     /// which requires it).
     pub fn delivery_id(&self) -> &str {
-        self.verified.delivery_id().map_or("", DeliveryId::as_str)
+        self.verified().delivery_id().unwrap_or_default()
     }
 
     /// The signed timestamp.
     pub fn timestamp(&self) -> OffsetDateTime {
-        self.verified.timestamp()
+        self.verified().timestamp()
     }
 
     /// The label of the secret that matched.
     pub fn secret_label(&self) -> &str {
-        self.verified.secret_label()
+        self.verified().secret_label()
     }
 
     /// The raw body bytes, exactly as signed.
@@ -110,14 +110,14 @@ impl IntoResponse for MissingLayer {
 /// ```
 #[derive(Debug, Clone)]
 pub struct VerifiedPayload<const LIMIT: usize = DEFAULT_MAX_BODY> {
-    verified: Verified,
+    verified: KeptDelivery,
     body: Bytes,
 }
 
 impl<const LIMIT: usize> VerifiedPayload<LIMIT> {
     /// What verification established.
-    pub fn verified(&self) -> &Verified {
-        &self.verified
+    pub fn verified(&self) -> Verified<'_> {
+        self.verified.verified()
     }
 
     /// The raw body bytes, exactly as signed.
@@ -145,7 +145,7 @@ where
         check_declared_length(&parts.headers, LIMIT)?;
         let mut stream = verifier.stream(precheck);
         let body = read_limited(body, LIMIT, |chunk| stream.update(chunk)).await?;
-        let verified = stream.finish()?;
+        let verified = KeptDelivery::new(stream.finish()?);
         Ok(Self { verified, body })
     }
 }

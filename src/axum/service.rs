@@ -18,7 +18,7 @@ use super::body::{check_declared_length, read_limited};
 use super::extract::VerifiedDelivery;
 use super::layer::VerifyLayer;
 use super::rejection::{Rejection, plain};
-use crate::delivery::Verified;
+use crate::delivery::KeptDelivery;
 use crate::error::Error;
 use crate::receiver::{ClaimGuard, Duplicate, Outcome};
 use crate::store::{DeliveryStore, StoreError};
@@ -103,7 +103,7 @@ where
         Err(error) => return Ok(reject(&config, error)),
     };
     let claim = {
-        let claim = std::pin::pin!(config.receiver.claim(verified));
+        let claim = std::pin::pin!(config.receiver.claim_kept(verified));
         bounded(config.store_timeout, claim).await
     };
     let mut guard = match claim {
@@ -120,7 +120,7 @@ where
         signature.set_sensitive(true);
     }
     parts.extensions.insert(VerifiedDelivery::new(
-        guard.verified().clone(),
+        KeptDelivery::new(guard.verified()),
         body.clone(),
     ));
     let request = Request::from_parts(parts, Body::from(body));
@@ -170,7 +170,7 @@ where
 async fn verify<St, B>(
     config: &VerifyLayer<St>,
     request: Request<B>,
-) -> Result<(http::request::Parts, Bytes, Verified), Error>
+) -> Result<(http::request::Parts, Bytes, KeptDelivery), Error>
 where
     St: DeliveryStore,
     B: http_body::Body<Data = Bytes>,
@@ -181,7 +181,7 @@ where
     check_declared_length(&parts.headers, config.max_body)?;
     let mut stream = verifier.stream(precheck);
     let body = read_limited(body, config.max_body, |chunk| stream.update(chunk)).await?;
-    let verified = stream.finish()?;
+    let verified = KeptDelivery::new(stream.finish()?);
     Ok((parts, body, verified))
 }
 
@@ -225,7 +225,7 @@ async fn settle<St: DeliveryStore>(
     };
     tracing::error!(
         target: "hookverify",
-        delivery_id = guard.verified().delivery_id().map(|id| id.as_str()),
+        delivery_id = guard.verified().delivery_id(),
         action,
         error = %error,
         "could not settle the claim; it lapses with its lease"
@@ -254,10 +254,7 @@ async fn bounded<F: Future>(
 }
 
 fn log_handler_failure<St: DeliveryStore>(guard: &ClaimGuard<St>, message: &'static str) {
-    let id = guard
-        .verified()
-        .delivery_id()
-        .map(|id| id.as_str().to_owned());
+    let id = guard.verified().delivery_id();
     tracing::error!(target: "hookverify", delivery_id = id, "{message}");
 }
 
