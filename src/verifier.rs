@@ -150,7 +150,7 @@ impl Verifier {
         values: HeaderValues<'a>,
         body: &[u8],
     ) -> Result<Verified<'a>, Error> {
-        // Borrowed all the way: nothing is copied out of the headers until the result is built.
+        // Borrowed all the way, the result too: nothing is copied out of the headers.
         let checked = self.check(values)?;
         let (index, tag) = self.find_match(&checked.signatures, checked.timestamp_raw, body)?;
         Ok(self.verified(index, tag, checked.delivery_id, checked.timestamp))
