@@ -53,14 +53,19 @@ impl DeliveryId {
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        // Only visible ASCII gets in, so this never falls back.
-        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+        checked_str(self.as_bytes())
     }
 
     /// The id's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
+}
+
+/// An id that passed [`DeliveryId::check`], as text: only visible ASCII gets in, so this never
+/// falls back.
+fn checked_str(id: &[u8]) -> &str {
+    std::str::from_utf8(id).unwrap_or_default()
 }
 
 /// Whether every byte is visible ASCII (`!` to `~`), eight bytes at a time.
@@ -130,9 +135,7 @@ impl<'a> Verified<'a> {
 
     /// The delivery id header, if the request carried one.
     pub fn delivery_id(&self) -> Option<&'a str> {
-        // Validated as visible ASCII, so this never falls back.
-        self.delivery_id
-            .map(|id| std::str::from_utf8(id).unwrap_or_default())
+        self.delivery_id.map(checked_str)
     }
 
     /// The signed timestamp.
