@@ -45,6 +45,6 @@ mod rejection;
 mod service;
 
 pub use extract::{MissingLayer, VerifiedDelivery, VerifiedPayload};
-pub use layer::{DEFAULT_MAX_BODY, VerifyLayer};
+pub use layer::{DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY, VerifyLayer};
 pub use rejection::Rejection;
 pub use service::{Verify, VerifyFuture};

@@ -112,3 +112,24 @@ impl Clock for ManualClock {
         *self.lock()
     }
 }
+
+/// Unix milliseconds from a clock's [`unix_nanos`](Clock::unix_nanos), rounded down (also
+/// before 1970) and saturating.
+pub(crate) fn unix_ms(nanos: i128) -> i64 {
+    let millis = nanos.div_euclid(1_000_000);
+    i64::try_from(millis).unwrap_or(if millis < 0 { i64::MIN } else { i64::MAX })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_ms_rounds_down_and_saturates() {
+        assert_eq!(unix_ms(1_764_000_000_123_456_789), 1_764_000_000_123);
+        assert_eq!(unix_ms(-1_500_000), -2);
+        assert_eq!(unix_ms(0), 0);
+        assert_eq!(unix_ms(i128::MAX), i64::MAX);
+        assert_eq!(unix_ms(i128::MIN), i64::MIN);
+    }
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::signature::Tag;
-use crate::timestamp::UnixNanos;
+use crate::timestamp::{MAX_TIMESTAMP_LEN, UnixNanos};
 
 /// Longest delivery id accepted.
 pub const MAX_DELIVERY_ID_LEN: usize = 256;
@@ -114,6 +114,8 @@ pub struct Verified<'a> {
     /// Validated: 1 to 256 visible ASCII bytes.
     delivery_id: Option<&'a [u8]>,
     timestamp: UnixNanos,
+    /// The timestamp header exactly as signed.
+    timestamp_raw: &'a [u8],
     secret: &'a Arc<str>,
     tag: Tag,
 }
@@ -122,15 +124,26 @@ impl<'a> Verified<'a> {
     pub(crate) fn new(
         delivery_id: Option<&'a [u8]>,
         timestamp: UnixNanos,
+        timestamp_raw: &'a [u8],
         secret: &'a Arc<str>,
         tag: Tag,
     ) -> Self {
         Self {
             delivery_id,
             timestamp,
+            timestamp_raw,
             secret,
             tag,
         }
+    }
+
+    /// The timestamp header's bytes, exactly as signed.
+    pub fn timestamp_raw(&self) -> &'a [u8] {
+        self.timestamp_raw
+    }
+
+    pub(crate) fn unix_nanos(&self) -> UnixNanos {
+        self.timestamp
     }
 
     /// The delivery id header, if the request carried one.
@@ -171,15 +184,23 @@ impl fmt::Debug for Verified<'_> {
 pub(crate) struct KeptDelivery {
     delivery_id: Option<DeliveryId>,
     timestamp: UnixNanos,
+    timestamp_raw: [u8; MAX_TIMESTAMP_LEN],
+    timestamp_len: usize,
     secret: Arc<str>,
     tag: Tag,
 }
 
 impl KeptDelivery {
     pub(crate) fn new(verified: Verified<'_>) -> Self {
+        // The parser rejected any timestamp longer than the buffer.
+        let timestamp_len = verified.timestamp_raw.len().min(MAX_TIMESTAMP_LEN);
+        let mut timestamp_raw = [0; MAX_TIMESTAMP_LEN];
+        timestamp_raw[..timestamp_len].copy_from_slice(&verified.timestamp_raw[..timestamp_len]);
         Self {
             delivery_id: verified.delivery_id.map(DeliveryId::from_checked),
             timestamp: verified.timestamp,
+            timestamp_raw,
+            timestamp_len,
             secret: Arc::clone(verified.secret),
             tag: verified.tag,
         }
@@ -194,6 +215,7 @@ impl KeptDelivery {
         Verified {
             delivery_id: self.delivery_id.as_ref().map(DeliveryId::as_bytes),
             timestamp: self.timestamp,
+            timestamp_raw: &self.timestamp_raw[..self.timestamp_len],
             secret: &self.secret,
             tag: self.tag,
         }

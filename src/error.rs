@@ -58,8 +58,16 @@ pub enum Error {
     },
     /// The body could not be read (the client went away, or the stream failed).
     BodyUnreadable,
+    /// The body did not arrive in full within the body timeout.
+    BodyTimeout {
+        /// The timeout.
+        limit: std::time::Duration,
+    },
     /// The dedupe store did not answer: the delivery was not accepted (fail closed).
     StoreUnavailable(StoreError),
+    /// The claim was lost before it could be completed: its lease ran out and another attempt
+    /// took the delivery over, so it may have been handled twice.
+    ClaimLost,
 }
 
 impl Error {
@@ -76,7 +84,9 @@ impl Error {
             Self::MalformedDeliveryId { .. } => "malformed_delivery_id",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::BodyUnreadable => "body_unreadable",
+            Self::BodyTimeout { .. } => "body_timeout",
             Self::StoreUnavailable(_) => "store_unavailable",
+            Self::ClaimLost => "claim_lost",
         }
     }
 }
@@ -108,7 +118,13 @@ impl fmt::Display for Error {
                 write!(f, "body longer than the limit of {limit} bytes")
             }
             Self::BodyUnreadable => f.write_str("the body could not be read"),
+            Self::BodyTimeout { limit } => {
+                write!(f, "the body did not arrive within {} ms", limit.as_millis())
+            }
             Self::StoreUnavailable(error) => write!(f, "dedupe store unavailable: {error}"),
+            Self::ClaimLost => f.write_str(
+                "the claim was lost before completion: the delivery may have been handled twice",
+            ),
         }
     }
 }
@@ -146,6 +162,13 @@ pub enum ConfigError {
     },
     /// The tolerance is negative.
     NegativeTolerance,
+    /// A setting is outside the range that keeps the guarantees.
+    OutOfRange {
+        /// The setting's name.
+        setting: &'static str,
+        /// The range allowed.
+        allowed: String,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -157,6 +180,9 @@ impl fmt::Display for ConfigError {
                 write!(f, "two secrets are labelled {label:?}")
             }
             Self::NegativeTolerance => f.write_str("the tolerance must not be negative"),
+            Self::OutOfRange { setting, allowed } => {
+                write!(f, "{setting} is out of range: allowed {allowed}")
+            }
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod axum;
 mod clock;
 mod delivery;
 mod error;
+mod heartbeat;
 mod receiver;
 mod scheme;
 mod secret;
@@ -22,7 +23,9 @@ pub mod testing;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use delivery::{DeliveryId, MAX_DELIVERY_ID_LEN, Verified};
 pub use error::{ConfigError, Error};
-pub use receiver::{ClaimGuard, DEFAULT_LEASE, Duplicate, Outcome, Receiver};
+pub use receiver::{
+    ClaimGuard, DEFAULT_LEASE, DEFAULT_STORE_TIMEOUT, Duplicate, Outcome, Receiver, ReceiverBuilder,
+};
 pub use scheme::HeaderNames;
 pub use secret::Secret;
 pub use sign::{SignedHeaders, Signer};

@@ -1,38 +1,51 @@
-//! The per-request entry point: verify, then claim; a guard completes or releases.
+//! The per-request entry point: verify, then claim; a guard completes or releases, and a
+//! heartbeat renews the claims of handlers that run long.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
 
 use http::HeaderMap;
-use time::Duration;
 
-use crate::clock::Clock;
 use crate::delivery::{KeptDelivery, Verified};
-use crate::error::Error;
-use crate::store::{Claim, ClaimToken, DedupeKey, DeliveryStore, Namespace};
+use crate::error::{ConfigError, Error};
+use crate::heartbeat::{Heartbeat, Registration};
+use crate::store::{Claim, ClaimToken, DeliveryKeys, DeliveryStore, Namespace, StoreError};
 use crate::verifier::Verifier;
 
-/// The default lease: longer than the provider's 10 s attempt timeout, so a live handler keeps
-/// its claim, short enough that a dead worker's claim frees up before the provider gives up.
-pub const DEFAULT_LEASE: Duration = Duration::seconds(30);
+/// The default lease: longer than the provider's 10 s attempt timeout. While the handler runs,
+/// the heartbeat renews it every third of a lease, so a slow handler keeps its claim and a
+/// dead process's claim frees up within one lease.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+/// The default bound on one store call: past it the delivery is refused (503) and the provider
+/// retries.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
+
+const MIN_LEASE: Duration = Duration::from_secs(1);
+const MAX_LEASE: Duration = Duration::from_secs(3600);
+const MAX_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+const MIN_STORE_TIMEOUT: Duration = Duration::from_millis(10);
 
 /// Verifies deliveries and claims each one in a store, so that it is handled once.
 ///
-/// Two keys are claimed per delivery: its id (catches the provider's retries, re-signed or not)
-/// and its MAC (catches a captured request replayed under a fresh id, since the id is not
-/// signed). A consequence of the second: two deliveries with different ids but the same body,
-/// signed by the same secret in the same second, carry the same MAC, and the second is
+/// Each delivery is claimed under two keys at once ([`DeliveryKeys`]): its id (the provider's
+/// retries) and a digest of its signed bytes (a captured request replayed under a fresh id,
+/// since the id is not signed). A consequence of the second: two deliveries with different
+/// ids but the same body and the same timestamp are the same signed message, and the second is
 /// treated as a replay. Providers that put an event id in the body never hit this.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use std::num::NonZeroUsize;
 /// use hookverify::{MemoryStore, Outcome, Receiver, Signer, Verifier};
+/// use hookverify::store::memory::DEFAULT_CAPACITY;
 ///
 /// let verifier = Verifier::builder().secret("current", "whsec_example").build()?;
-/// let store = MemoryStore::new(NonZeroUsize::new(100_000).expect("non-zero"));
-/// let receiver = Receiver::new(verifier, store);
+/// let receiver = Receiver::new(verifier, MemoryStore::new(DEFAULT_CAPACITY));
 ///
 /// let body = br#"{"type":"run.finished"}"#;
 /// let headers = Signer::new("whsec_example")?.sign("dlv_1", body).header_map()?;
@@ -51,9 +64,17 @@ pub const DEFAULT_LEASE: Duration = Duration::seconds(30);
 pub struct Receiver<S> {
     verifier: Verifier,
     store: Arc<S>,
+    settings: Arc<Settings>,
+    heartbeat: Arc<Heartbeat<S>>,
+}
+
+/// What a claim guard needs of its receiver's configuration.
+#[derive(Debug)]
+struct Settings {
     namespace: Namespace,
     lease: Duration,
     retention: Duration,
+    store_timeout: Duration,
 }
 
 impl<S> Clone for Receiver<S> {
@@ -61,18 +82,109 @@ impl<S> Clone for Receiver<S> {
         Self {
             verifier: self.verifier.clone(),
             store: Arc::clone(&self.store),
-            namespace: self.namespace.clone(),
-            lease: self.lease,
-            retention: self.retention,
+            settings: Arc::clone(&self.settings),
+            heartbeat: Arc::clone(&self.heartbeat),
         }
+    }
+}
+
+/// Configuration for a [`Receiver`]; every value is checked by [`build`](Self::build).
+#[derive(Debug)]
+pub struct ReceiverBuilder<S> {
+    verifier: Verifier,
+    store: Arc<S>,
+    namespace: Namespace,
+    lease: Duration,
+    retention: Option<Duration>,
+    store_timeout: Duration,
+}
+
+impl<S: DeliveryStore> ReceiverBuilder<S> {
+    /// Keeps this receiver's keys apart from other endpoints' in a shared store.
+    #[must_use]
+    pub fn namespace(mut self, namespace: Namespace) -> Self {
+        self.namespace = namespace;
+        self
+    }
+
+    /// How long a claim holds without a heartbeat before another attempt may take the delivery
+    /// over (a crashed process's claims): 1 s to 1 h, default 30 s.
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// How long a handled delivery is remembered: at least twice the verifier's tolerance (a
+    /// replay inside the window must still be caught) and at least the lease, at most 30 days.
+    /// Default: twice the tolerance plus the lease.
+    #[must_use]
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = Some(retention);
+        self
+    }
+
+    /// Bounds each store call: 10 ms to a quarter of the lease, default 2 s. A store slower
+    /// than that counts as unavailable (503), and the claim it may still write is released in
+    /// the background with its token.
+    #[must_use]
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
+    /// Checks the configuration.
+    pub fn build(self) -> Result<Receiver<S>, ConfigError> {
+        let out_of_range = |setting: &'static str, allowed: String| {
+            Err(ConfigError::OutOfRange { setting, allowed })
+        };
+        if !(MIN_LEASE..=MAX_LEASE).contains(&self.lease) {
+            return out_of_range("lease", "from 1 s to 1 h".into());
+        }
+        let tolerance = self.verifier.tolerance().unsigned_abs();
+        let window = tolerance.saturating_mul(2);
+        let retention = self
+            .retention
+            .unwrap_or_else(|| window.saturating_add(self.lease));
+        let least = window.max(self.lease);
+        if !(least..=MAX_RETENTION).contains(&retention) {
+            return out_of_range(
+                "retention",
+                format!(
+                    "from {} s (twice the tolerance, and at least the lease) to 30 days",
+                    least.as_secs()
+                ),
+            );
+        }
+        let most = self.lease / 4;
+        if !(MIN_STORE_TIMEOUT..=most).contains(&self.store_timeout) {
+            return out_of_range(
+                "store_timeout",
+                format!("from 10 ms to a quarter of the lease ({} ms)", most.as_millis()),
+            );
+        }
+        let settings = Settings {
+            namespace: self.namespace,
+            lease: self.lease,
+            retention,
+            store_timeout: self.store_timeout,
+        };
+        Ok(Receiver {
+            heartbeat: Arc::new(Heartbeat::new(
+                Arc::clone(&self.store),
+                self.lease,
+                self.store_timeout,
+            )),
+            verifier: self.verifier,
+            store: self.store,
+            settings: Arc::new(settings),
+        })
     }
 }
 
 /// What a verified request turned out to be.
 #[derive(Debug)]
 #[must_use = "a fresh claim must be completed or released"]
-// The guard is moved once or twice per request; boxing it would cost an allocation each time.
-#[allow(clippy::large_enum_variant)]
 pub enum Outcome<S: DeliveryStore> {
     /// New: handle it, then complete or release the claim.
     Fresh(ClaimGuard<S>),
@@ -85,50 +197,59 @@ pub enum Outcome<S: DeliveryStore> {
 pub enum Duplicate {
     /// Its delivery id was handled successfully.
     Completed,
-    /// Its delivery id is being handled by another worker right now.
+    /// Its delivery id or its signed bytes are being handled by another attempt right now; that
+    /// attempt may still fail, so the provider should try again.
     InFlight,
-    /// Its exact signed bytes were accepted under another delivery id: a replay.
+    /// Its exact signed bytes were handled under another delivery id: a replay.
     Replay,
 }
 
+impl Duplicate {
+    /// A stable name: `completed`, `in_flight`, `replay`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::InFlight => "in_flight",
+            Self::Replay => "replay",
+        }
+    }
+}
+
 impl<S: DeliveryStore> Receiver<S> {
-    /// Composes a verifier and a store, with the default lease (30 s), retention (twice the
-    /// tolerance plus the lease) and namespace (`default`).
+    /// Composes a verifier and a store with the defaults: lease 30 s, retention twice the
+    /// tolerance plus the lease, store timeout 2 s, namespace `default`.
     pub fn new(verifier: Verifier, store: impl Into<Arc<S>>) -> Self {
-        let retention = verifier
-            .tolerance()
-            .saturating_mul(2)
-            .saturating_add(DEFAULT_LEASE);
+        let tolerance = verifier.tolerance().unsigned_abs();
+        let store = store.into();
+        let retention = tolerance.saturating_mul(2).saturating_add(DEFAULT_LEASE);
         Self {
+            heartbeat: Arc::new(Heartbeat::new(
+                Arc::clone(&store),
+                DEFAULT_LEASE,
+                DEFAULT_STORE_TIMEOUT,
+            )),
+            verifier,
+            store,
+            settings: Arc::new(Settings {
+                namespace: Namespace::default(),
+                lease: DEFAULT_LEASE,
+                // The verifier bounds its tolerance, so this stays in range.
+                retention: retention.min(MAX_RETENTION),
+                store_timeout: DEFAULT_STORE_TIMEOUT,
+            }),
+        }
+    }
+
+    /// Starts a configuration from the defaults of [`new`](Self::new).
+    pub fn builder(verifier: Verifier, store: impl Into<Arc<S>>) -> ReceiverBuilder<S> {
+        ReceiverBuilder {
             verifier,
             store: store.into(),
             namespace: Namespace::default(),
             lease: DEFAULT_LEASE,
-            retention,
+            retention: None,
+            store_timeout: DEFAULT_STORE_TIMEOUT,
         }
-    }
-
-    /// Keeps this receiver's keys apart from other endpoints' in a shared store.
-    #[must_use]
-    pub fn namespace(mut self, namespace: Namespace) -> Self {
-        self.namespace = namespace;
-        self
-    }
-
-    /// How long a claim holds before another worker may take the delivery over. Keep it longer
-    /// than the handler's worst case.
-    #[must_use]
-    pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
-        self
-    }
-
-    /// How long a completed delivery id is remembered. Shorter than twice the tolerance lets a
-    /// re-signed retry through again.
-    #[must_use]
-    pub fn retention(mut self, retention: Duration) -> Self {
-        self.retention = retention;
-        self
     }
 
     /// The verifier.
@@ -142,58 +263,110 @@ impl<S: DeliveryStore> Receiver<S> {
     }
 
     /// The lease of each claim.
-    pub fn lease_duration(&self) -> Duration {
-        self.lease
+    pub fn lease(&self) -> Duration {
+        self.settings.lease
+    }
+
+    /// How long a handled delivery is remembered.
+    pub fn retention(&self) -> Duration {
+        self.settings.retention
+    }
+
+    /// The bound on each store call.
+    pub fn store_timeout(&self) -> Duration {
+        self.settings.store_timeout
     }
 
     /// Verifies the request, then claims it. Unverified requests never reach the store.
     pub async fn receive(&self, headers: &HeaderMap, body: &[u8]) -> Result<Outcome<S>, Error> {
         let verified = self.verifier.verify(headers, body)?;
-        self.claim(verified).await
+        self.claim(verified, body).await
     }
 
-    /// Claims a delivery verified by [`Self::verifier`]: first its delivery id (required
-    /// here), then its MAC.
-    pub async fn claim(&self, verified: Verified<'_>) -> Result<Outcome<S>, Error> {
-        self.claim_kept(KeptDelivery::new(verified)).await
+    /// Claims a delivery verified by [`Self::verifier`], whose body is `body`.
+    ///
+    /// The timestamp is checked against the window again first (the body may have arrived long
+    /// after the headers), then the delivery id (required here) and the message key are
+    /// claimed in one store call, bounded by the store timeout.
+    pub async fn claim(&self, verified: Verified<'_>, body: &[u8]) -> Result<Outcome<S>, Error> {
+        self.claim_kept(KeptDelivery::new(verified), body).await
     }
 
     /// [`claim`](Self::claim) for a delivery already copied out of its request.
-    pub(crate) async fn claim_kept(&self, kept: KeptDelivery) -> Result<Outcome<S>, Error> {
+    pub(crate) async fn claim_kept(
+        &self,
+        kept: KeptDelivery,
+        body: &[u8],
+    ) -> Result<Outcome<S>, Error> {
+        let verified = kept.verified();
         let id = kept.delivery_id().ok_or_else(|| Error::MissingHeader {
             header: self.verifier.header_names().delivery_id.clone(),
         })?;
-        let id_key = DedupeKey::delivery(&self.namespace, id);
-        let id_token = match self.store.claim(&id_key, self.lease).await? {
-            Claim::Fresh(token) => token,
-            Claim::Completed => return Ok(Outcome::Duplicate(Duplicate::Completed)),
-            Claim::InFlight => return Ok(Outcome::Duplicate(Duplicate::InFlight)),
+        self.verifier.check_window(verified.unix_nanos())?;
+        let message = self
+            .verifier
+            .scheme()
+            .message_digest(verified.timestamp_raw(), body);
+        let keys = DeliveryKeys::new(&self.settings.namespace, Some(id.as_str()), &message);
+        let token = ClaimToken::random()?;
+        let lease = self.settings.lease;
+        let answer = {
+            let claim = std::pin::pin!(self.store.claim(&keys, token, lease));
+            answered(bounded(self.settings.store_timeout, claim).await, "claim")
         };
-        let mut guard = ClaimGuard {
-            verified: kept,
-            store: Arc::clone(&self.store),
-            clock: Arc::clone(self.verifier.clock()),
-            tolerance: self.verifier.tolerance(),
-            retention: self.retention,
-            id: Some((id_key, id_token)),
-            mac: None,
-        };
-        let mac_key = DedupeKey::mac(&self.namespace, guard.verified().tag());
-        match self.store.claim(&mac_key, self.lease).await {
-            Ok(Claim::Fresh(token)) => {
-                guard.mac = Some((mac_key, token));
-                Ok(Outcome::Fresh(guard))
-            }
-            Ok(Claim::Completed | Claim::InFlight) => {
-                guard.release_in_place().await?;
-                Ok(Outcome::Duplicate(Duplicate::Replay))
-            }
+        let answer = match answer {
+            Ok(answer) => answer,
             Err(error) => {
-                // Best effort: if this fails too, the lease frees the id.
-                let _ = guard.release_in_place().await;
-                Err(error.into())
+                tracing::warn!(
+                    target: "hookverify",
+                    delivery_id = id.as_str(),
+                    %error,
+                    "store unavailable: delivery refused (503); the provider's retry is handled \
+                     if the store answers by then, else recover this delivery id from the \
+                     provider"
+                );
+                // The claim may still land on the store: take it back with its token.
+                self.spawn_release(keys, token);
+                return Err(Error::StoreUnavailable(error));
             }
-        }
+        };
+        let duplicate = match answer {
+            Claim::Fresh => {
+                let keys = Arc::new(keys);
+                let registration = self.heartbeat.register(Arc::clone(&keys), token);
+                return Ok(Outcome::Fresh(ClaimGuard {
+                    verified: kept,
+                    keys,
+                    token,
+                    store: Arc::clone(&self.store),
+                    settings: Arc::clone(&self.settings),
+                    registration: Some(registration),
+                    held: true,
+                }));
+            }
+            Claim::InFlight => Duplicate::InFlight,
+            Claim::Completed => Duplicate::Completed,
+            Claim::Replay => Duplicate::Replay,
+        };
+        tracing::info!(
+            target: "hookverify",
+            delivery_id = id.as_str(),
+            message_key = keys.message().as_str(),
+            duplicate = duplicate.as_str(),
+            "duplicate delivery not handled again"
+        );
+        Ok(Outcome::Duplicate(duplicate))
+    }
+
+    /// Releases, in the background, a claim whose answer was lost.
+    fn spawn_release(&self, keys: DeliveryKeys, token: ClaimToken) {
+        spawn_settle(
+            Arc::clone(&self.store),
+            Arc::clone(&self.settings),
+            Arc::new(keys),
+            token,
+            Settle::Release,
+        );
     }
 }
 
@@ -201,27 +374,31 @@ impl<S> fmt::Debug for Receiver<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Receiver")
             .field("verifier", &self.verifier)
-            .field("namespace", &self.namespace)
-            .field("lease", &self.lease)
-            .field("retention", &self.retention)
+            .field("namespace", &self.settings.namespace)
+            .field("lease", &self.settings.lease)
+            .field("retention", &self.settings.retention)
+            .field("store_timeout", &self.settings.store_timeout)
             .finish_non_exhaustive()
     }
 }
 
-/// Ownership of a fresh delivery's claims.
+/// Ownership of a fresh delivery's claim.
 ///
+/// While it lives, the receiver's heartbeat renews the claim every third of a lease, so a
+/// handler may take as long as it needs and still is the only one to handle the delivery.
 /// Call [`complete`](Self::complete) once the delivery is handled, or
 /// [`release`](Self::release) if handling failed so that the provider's retry is handled.
-/// Dropped without either (an early return, a panic, a cancelled future), it releases the claims
-/// on the current Tokio runtime; outside one, the lease frees them.
+/// Dropped without either (an early return, a panic, a cancelled future), it releases the claim
+/// on the current Tokio runtime; outside one, the lease frees it.
 pub struct ClaimGuard<S: DeliveryStore> {
     verified: KeptDelivery,
+    keys: Arc<DeliveryKeys>,
+    token: ClaimToken,
     store: Arc<S>,
-    clock: Arc<dyn Clock>,
-    tolerance: Duration,
-    retention: Duration,
-    id: Option<(DedupeKey, ClaimToken)>,
-    mac: Option<(DedupeKey, ClaimToken)>,
+    settings: Arc<Settings>,
+    registration: Option<Registration<S>>,
+    /// Still ours to release: false once completed, released, or handed to a background retry.
+    held: bool,
 }
 
 impl<S: DeliveryStore> ClaimGuard<S> {
@@ -230,24 +407,21 @@ impl<S: DeliveryStore> ClaimGuard<S> {
         self.verified.verified()
     }
 
-    /// The delivery id's key and claim token, while the guard holds them, with the retention
-    /// that [`complete`](Self::complete) would give the id.
-    ///
-    /// For stores that can complete inside the caller's own transaction (PostgreSQL's
-    /// `complete_in`): complete the id in the transaction that holds the handler's writes,
-    /// commit, then call [`complete`](Self::complete) for the MAC (the id's second completion
-    /// is a no-op). If the transaction rolls back, [`release`](Self::release) instead.
-    pub fn delivery_claim(&self) -> Option<(&DedupeKey, ClaimToken, Duration)> {
-        self.id
-            .as_ref()
-            .map(|(key, token)| (key, *token, self.retention))
+    /// The keys this guard holds, and its token: for stores that complete inside the caller's
+    /// own transaction (PostgreSQL's `complete_in`), followed by [`complete`](Self::complete)
+    /// (which then finds the work done and answers `Ok`).
+    pub fn claim(&self) -> (&DeliveryKeys, ClaimToken) {
+        (&self.keys, self.token)
     }
 
-    /// Remembers the delivery as handled: its id for the retention window, its MAC until its
-    /// timestamp leaves the tolerance window (after that, a replay fails verification anyway).
+    /// Remembers the delivery as handled, for the retention.
     ///
-    /// The MAC is completed first: if the store fails between the two, the id's claim lapses
-    /// with its lease and a later copy is still caught by the MAC.
+    /// Call it only once the handler succeeded: from then on the claim is never released. If
+    /// the store fails or is too slow, the completion is retried in the background until the
+    /// lease ends, and the claim holds until then (a retry meanwhile is answered "in flight").
+    /// If the claim was lost (its lease ran out and another attempt took the delivery over),
+    /// the error is [`Error::ClaimLost`], logged at `error`: the delivery may have been handled
+    /// twice.
     pub async fn complete(mut self) -> Result<(), Error> {
         self.complete_in_place().await
     }
@@ -257,54 +431,90 @@ impl<S: DeliveryStore> ClaimGuard<S> {
         self.release_in_place().await
     }
 
-    /// [`complete`](Self::complete) through a borrow: the future holds a pointer rather than
-    /// the whole guard, so that callers' futures stay small. Whatever it has not settled when
-    /// it fails is released when the guard is dropped.
+    /// [`complete`](Self::complete) through a borrow.
     pub(crate) async fn complete_in_place(&mut self) -> Result<(), Error> {
-        if let Some((key, token)) = &self.mac {
-            let left = self.verified().timestamp() + self.tolerance - self.clock.now();
-            if left.is_positive() {
-                self.store.complete(key, *token, left).await?;
-            } else {
-                self.store.release(key, *token).await?;
+        if !self.held {
+            return Ok(());
+        }
+        // Past this point the claim is never released: the handler succeeded.
+        self.held = false;
+        self.stop_heartbeat();
+        let (store, keys, token) = (&self.store, &self.keys, self.token);
+        let call = std::pin::pin!(store.complete(keys, token, self.settings.retention));
+        match answered(bounded(self.settings.store_timeout, call).await, "complete") {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                tracing::error!(
+                    target: "hookverify",
+                    delivery_id = self.keys.delivery_id(),
+                    "claim lost before completion (lease ran out and another attempt took the \
+                     delivery over): it may have been handled twice"
+                );
+                Err(Error::ClaimLost)
             }
-            self.mac = None;
+            Err(error) => {
+                tracing::warn!(
+                    target: "hookverify",
+                    delivery_id = self.keys.delivery_id(),
+                    %error,
+                    "could not record the delivery as handled; retrying in the background, the \
+                     claim holds until its lease ends"
+                );
+                spawn_settle(
+                    Arc::clone(&self.store),
+                    Arc::clone(&self.settings),
+                    Arc::clone(&self.keys),
+                    self.token,
+                    Settle::Complete,
+                );
+                Err(Error::StoreUnavailable(error))
+            }
         }
-        if let Some((key, token)) = &self.id {
-            self.store.complete(key, *token, self.retention).await?;
-            self.id = None;
-        }
-        Ok(())
     }
 
-    /// [`release`](Self::release) through a borrow, like
-    /// [`complete_in_place`](Self::complete_in_place).
+    /// [`release`](Self::release) through a borrow.
     pub(crate) async fn release_in_place(&mut self) -> Result<(), Error> {
-        for slot in [&mut self.mac, &mut self.id] {
-            if let Some((key, token)) = slot {
-                self.store.release(key, *token).await?;
-                *slot = None;
+        if !self.held {
+            return Ok(());
+        }
+        self.held = false;
+        self.stop_heartbeat();
+        let call = std::pin::pin!(self.store.release(&self.keys, self.token));
+        match answered(bounded(self.settings.store_timeout, call).await, "release") {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                spawn_settle(
+                    Arc::clone(&self.store),
+                    Arc::clone(&self.settings),
+                    Arc::clone(&self.keys),
+                    self.token,
+                    Settle::Release,
+                );
+                Err(Error::StoreUnavailable(error))
             }
         }
-        Ok(())
+    }
+
+    fn stop_heartbeat(&mut self) {
+        // Dropping the registration takes the claim off the heartbeat's list.
+        self.registration = None;
     }
 }
 
 impl<S: DeliveryStore> Drop for ClaimGuard<S> {
     fn drop(&mut self) {
-        let claims: Vec<_> = self.mac.take().into_iter().chain(self.id.take()).collect();
-        if claims.is_empty() {
+        if !self.held {
             return;
         }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let store = Arc::clone(&self.store);
-            runtime.spawn(async move {
-                for (key, token) in claims {
-                    // A failure here leaves the claim to its lease.
-                    let _ = store.release(&key, token).await;
-                }
-            });
-        }
+        self.held = false;
+        self.stop_heartbeat();
+        spawn_settle(
+            Arc::clone(&self.store),
+            Arc::clone(&self.settings),
+            Arc::clone(&self.keys),
+            self.token,
+            Settle::Release,
+        );
     }
 }
 
@@ -312,7 +522,90 @@ impl<S: DeliveryStore> fmt::Debug for ClaimGuard<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClaimGuard")
             .field("verified", &self.verified)
-            .field("settled", &(self.id.is_none() && self.mac.is_none()))
+            .field("held", &self.held)
             .finish_non_exhaustive()
     }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Settle {
+    Complete,
+    Release,
+}
+
+/// Completes or releases in the background, retrying with backoff until the store answers or
+/// the lease ends (after which the store frees the claim by itself). Outside a Tokio runtime,
+/// the lease does it.
+fn spawn_settle<S: DeliveryStore>(
+    store: Arc<S>,
+    settings: Arc<Settings>,
+    keys: Arc<DeliveryKeys>,
+    token: ClaimToken,
+    how: Settle,
+) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let give_up = tokio::time::Instant::now() + settings.lease;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let call = async {
+                match how {
+                    Settle::Complete => store.complete(&keys, token, settings.retention).await,
+                    Settle::Release => store.release(&keys, token).await,
+                }
+            };
+            match tokio::time::timeout(settings.store_timeout, call).await {
+                Ok(Ok(done)) => {
+                    if matches!(how, Settle::Complete) && !done {
+                        tracing::error!(
+                            target: "hookverify",
+                            delivery_id = keys.delivery_id(),
+                            "claim lost before completion: it may have been handled twice"
+                        );
+                    }
+                    return;
+                }
+                Ok(Err(_)) | Err(_) => {}
+            }
+            if tokio::time::Instant::now() + pause >= give_up {
+                tracing::warn!(
+                    target: "hookverify",
+                    delivery_id = keys.delivery_id(),
+                    action = ?how,
+                    "store still unavailable; the claim lapses with its lease"
+                );
+                return;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    });
+}
+
+/// Runs a store call within `limit`; `None` if it did not finish in time.
+///
+/// The call is polled before any timer exists: one that finishes on its first poll (the memory
+/// store's always do) costs no timer. A call that has to wait gets one from its first wait, so
+/// it stays bounded.
+pub(crate) async fn bounded<F: Future>(limit: Duration, mut call: Pin<&mut F>) -> Option<F::Output> {
+    let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = call.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+/// A bounded store call's answer, a timeout counting as an error.
+fn answered<T>(outcome: Option<Result<T, StoreError>>, call: &str) -> Result<T, StoreError> {
+    outcome.unwrap_or_else(|| {
+        Err(StoreError::new(format!(
+            "the store did not answer the {call} in time"
+        )))
+    })
 }

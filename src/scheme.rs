@@ -9,6 +9,7 @@ use http::HeaderName;
 
 use crate::secret::HmacSha256;
 use crate::signature::Carried;
+use crate::store::MessageDigest;
 use hmac::Mac;
 
 /// The names of the three headers a delivery carries.
@@ -74,6 +75,13 @@ impl Scheme {
                 mac.update(timestamp);
                 mac.update(b".");
             }
+        }
+    }
+
+    /// The digest of the signed bytes: the message key that dedupe remembers.
+    pub(crate) fn message_digest(&self, timestamp: &[u8], body: &[u8]) -> MessageDigest {
+        match self.framing {
+            Framing::TimestampDotBody => MessageDigest::of(&[timestamp, b".", body]),
         }
     }
 

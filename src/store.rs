@@ -3,7 +3,19 @@
 //! A receiver handles each delivery once by claiming it in a [`DeliveryStore`] before running
 //! its handler, then completing the claim (the handler succeeded: remember the delivery) or
 //! releasing it (the handler failed: let the provider's retry through). [`Receiver`] runs that
-//! protocol; a store only has to answer the three calls atomically.
+//! protocol; a store only has to answer the four calls atomically.
+//!
+//! # What identifies a delivery
+//!
+//! Two keys, claimed, renewed, completed and released together in one atomic step
+//! ([`DeliveryKeys`]):
+//!
+//! - the **delivery id** (when the method carries one): catches the provider's retries, which
+//!   may be signed again with a later timestamp;
+//! - the **message key**: a SHA-256 digest of the signed bytes themselves
+//!   ([`MessageDigest`]). The delivery id is not signed, so a captured request can be replayed
+//!   inside the window under a fresh id; its signed bytes are the same, whatever secret a
+//!   replica happened to match first.
 //!
 //! [`Receiver`]: crate::Receiver
 
@@ -16,29 +28,27 @@ pub mod redis;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use time::Duration;
-
-use crate::delivery::DeliveryId;
-use crate::signature::Tag;
 
 pub use memory::MemoryStore;
 
-/// Proof of owning a claim: only its holder can complete or release it.
+/// Proof of owning a claim: only its holder can renew, complete or release it.
 ///
-/// A store hands out a token that no other live claim of the same key has, so a worker whose
-/// lease ran out (and whose key someone else claimed since) can no longer touch the key.
+/// The caller makes the token before it claims (a random 64-bit value), so that a claim whose
+/// answer was lost (a timeout, a cut connection) can still be cleaned up with the token it was
+/// written with, and a repeated claim with the same token is recognised as the same claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClaimToken(u64);
 
 impl ClaimToken {
-    /// Wraps a store's raw token (stores choose how to make them unique).
+    /// Wraps a raw token (tests and stores that read tokens back).
     pub const fn new(raw: u64) -> Self {
         Self(raw)
     }
 
-    /// A random token, for stores shared between processes.
+    /// A random token.
     pub fn random() -> Result<Self, StoreError> {
         let mut bytes = [0u8; 8];
         getrandom::fill(&mut bytes).map_err(|e| StoreError::new(format!("no randomness: {e}")))?;
@@ -54,12 +64,16 @@ impl ClaimToken {
 /// The answer to a claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
-    /// Nobody holds the key: the caller owns it now, until the lease ends.
-    Fresh(ClaimToken),
-    /// Another worker holds an unexpired claim on the key.
+    /// Neither key is held or remembered (or both are held by this very token): the caller
+    /// owns both now, until the lease ends.
+    Fresh,
+    /// Another token holds an unexpired claim on the delivery id or on the message key. The
+    /// other attempt may still fail and release: answer so that the provider retries.
     InFlight,
-    /// The key was completed and is still retained: a duplicate.
+    /// The delivery id was completed and is still retained: a duplicate.
     Completed,
+    /// The message key was completed under another delivery id: a replay of accepted bytes.
+    Replay,
 }
 
 /// A store could not answer. Receivers fail closed on it: nothing is accepted unclaimed.
@@ -117,13 +131,39 @@ impl std::error::Error for StoreError {
     }
 }
 
-const ID_INFIX: &str = ":id:";
-const MAC_INFIX: &str = ":mac:";
+/// A SHA-256 digest of a delivery's signed bytes (`{timestamp}.{body}` for the default
+/// method): the same on every replica, whichever of its secrets matched.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MessageDigest([u8; 32]);
 
-/// A key in a dedupe store: a namespace and a delivery id, or a namespace and a verified MAC.
-///
-/// The namespace keeps apart endpoints and subscriptions served by one store (providers reuse
-/// delivery ids across them). The MAC key holds a hash of the MAC, never the MAC itself.
+impl MessageDigest {
+    /// The digest of the signed bytes, given in the pieces they are made of.
+    pub fn of(parts: &[&[u8]]) -> Self {
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update(part);
+        }
+        Self(hasher.finalize().into())
+    }
+
+    /// Wraps a digest computed elsewhere.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The digest's bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for MessageDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MessageDigest({})", hex::encode(&self.0[..8]))
+    }
+}
+
+/// One key in a dedupe store: its text and a fixed-size digest of it.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct DedupeKey {
     text: String,
@@ -131,45 +171,19 @@ pub struct DedupeKey {
 }
 
 impl DedupeKey {
-    /// The key that catches the provider's retries of one delivery.
-    pub fn delivery(namespace: &Namespace, id: &DeliveryId) -> Self {
-        // Built by hand rather than with `format!`: this runs for every delivery.
-        let id = id.as_str();
-        let mut text = String::with_capacity(namespace.0.len() + ID_INFIX.len() + id.len());
-        text.push_str(&namespace.0);
-        text.push_str(ID_INFIX);
-        text.push_str(id);
-        Self::from_text(text)
-    }
-
-    /// The key that catches a byte-for-byte replay under a fresh delivery id.
-    pub fn mac(namespace: &Namespace, tag: &Tag) -> Self {
-        let hashed = Sha256::digest(tag.as_bytes());
-        let mut text = String::with_capacity(namespace.0.len() + MAC_INFIX.len() + 32);
-        text.push_str(&namespace.0);
-        text.push_str(MAC_INFIX);
-        // Into a stack buffer rather than through `hex::encode`'s own `String`.
-        let mut digits = [0u8; 32];
-        if hex::encode_to_slice(&hashed[..16], &mut digits).is_ok() {
-            text.push_str(std::str::from_utf8(&digits).unwrap_or_default());
-        }
-        Self::from_text(text)
-    }
-
-    fn from_text(text: String) -> Self {
+    fn new(text: String) -> Self {
         let hashed = Sha256::digest(text.as_bytes());
         let mut digest = [0u8; 16];
         digest.copy_from_slice(&hashed[..16]);
         Self { text, digest }
     }
 
-    /// The key as text, for stores keyed by strings (`{namespace}:id:{id}`,
-    /// `{namespace}:mac:{hash}`).
+    /// The key as text: `{namespace}:id:{delivery id}` or `{namespace}:msg:{32 hex digits}`.
     pub fn as_str(&self) -> &str {
         &self.text
     }
 
-    /// A fixed-size 128-bit digest of the key, for stores that hold many keys in memory.
+    /// A 128-bit digest of the key, for stores that hold many keys in memory.
     pub fn digest(&self) -> &[u8; 16] {
         &self.digest
     }
@@ -181,7 +195,71 @@ impl fmt::Debug for DedupeKey {
     }
 }
 
+/// Everything that identifies one delivery in a store: its namespace, its delivery id's key
+/// (when it has one) and its message key. Stores act on all of them in one atomic step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryKeys {
+    namespace: Namespace,
+    delivery_id: Option<Box<str>>,
+    id: Option<DedupeKey>,
+    message: DedupeKey,
+}
+
+impl DeliveryKeys {
+    /// The keys of a delivery in `namespace`. The delivery id, when given, is one that passed
+    /// validation (1 to 256 visible ASCII characters).
+    pub fn new(namespace: &Namespace, delivery_id: Option<&str>, message: &MessageDigest) -> Self {
+        let id = delivery_id.map(|id| {
+            let mut text = String::with_capacity(namespace.0.len() + 4 + id.len());
+            text.push_str(&namespace.0);
+            text.push_str(":id:");
+            text.push_str(id);
+            DedupeKey::new(text)
+        });
+        let mut text = String::with_capacity(namespace.0.len() + 5 + 32);
+        text.push_str(&namespace.0);
+        text.push_str(":msg:");
+        // The first 128 bits of the digest: as unique as the key digests stores keep anyway.
+        text.push_str(&hex::encode(&message.0[..16]));
+        Self {
+            namespace: namespace.clone(),
+            delivery_id: delivery_id.map(Box::from),
+            id,
+            message: DedupeKey::new(text),
+        }
+    }
+
+    /// The namespace the keys live in.
+    pub fn namespace(&self) -> &Namespace {
+        &self.namespace
+    }
+
+    /// The delivery id the keys were made from, if any.
+    pub fn delivery_id(&self) -> Option<&str> {
+        self.delivery_id.as_deref()
+    }
+
+    /// The delivery id's key, when the delivery carries an id.
+    pub fn id(&self) -> Option<&DedupeKey> {
+        self.id.as_ref()
+    }
+
+    /// The message key.
+    pub fn message(&self) -> &DedupeKey {
+        &self.message
+    }
+
+    /// The keys, the delivery id's first: the order stores lock them in (one fixed order for
+    /// every claim, so two claims never wait on each other in a cycle).
+    pub fn all(&self) -> impl Iterator<Item = &DedupeKey> {
+        self.id.iter().chain(std::iter::once(&self.message))
+    }
+}
+
 /// A namespace for dedupe keys: 1 to 64 characters among ASCII letters, digits, `-`, `_`, `.`.
+///
+/// It keeps apart endpoints and subscriptions served by one store (providers reuse delivery
+/// ids across them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespace(Arc<str>);
 
@@ -208,26 +286,10 @@ impl Default for Namespace {
     }
 }
 
-/// Unix milliseconds from a clock's [`unix_nanos`](crate::Clock::unix_nanos), rounded down
-/// (also before 1970) and saturating: how stores keep deadlines.
-pub(crate) fn unix_ms(nanos: i128) -> i64 {
-    const NANOS_PER_MS: i64 = 1_000_000;
-    match i64::try_from(nanos) {
-        // Years 1677 to 2262: 64-bit arithmetic (this runs on every store call).
-        Ok(nanos) => nanos.div_euclid(NANOS_PER_MS),
-        Err(_) => i64::try_from(nanos.div_euclid(i128::from(NANOS_PER_MS)))
-            .unwrap_or(if nanos < 0 { i64::MIN } else { i64::MAX }),
-    }
-}
-
-/// A span in whole milliseconds, saturating; a negative span counts as zero.
+/// A span in whole milliseconds, at least 1 (stores that count in milliseconds never write a
+/// zero or negative expiry), saturating.
 pub(crate) fn millis(span: Duration) -> i64 {
-    i64::try_from(span.whole_milliseconds().max(0)).unwrap_or(i64::MAX)
-}
-
-/// `now + span` in milliseconds, saturating; a negative span counts as zero.
-pub(crate) fn deadline(now_ms: i64, span: Duration) -> i64 {
-    now_ms.saturating_add(millis(span))
+    i64::try_from(span.as_millis()).unwrap_or(i64::MAX).max(1)
 }
 
 /// Where claims live. One store may be shared by many receivers, tasks and (for networked
@@ -235,43 +297,59 @@ pub(crate) fn deadline(now_ms: i64, span: Duration) -> i64 {
 ///
 /// # The implementor's obligations
 ///
-/// - **Atomicity.** Each call is one atomic step. Of any number of concurrent `claim`s of one
-///   key that nobody holds, exactly one answers [`Claim::Fresh`]; the others see
-///   [`Claim::InFlight`]. `complete` and `release` check the token and change the key in the
-///   same step, so a stale owner can never touch a newer claim.
-/// - **Leases.** A claim that was neither completed nor released is held until `lease` has
-///   passed, then the key may be claimed again (its worker is presumed dead).
-/// - **Retention.** A completed key answers [`Claim::Completed`] until `retain` has passed, then
-///   [`Claim::Fresh`] again.
-/// - **Time.** Expiry is judged on the store's clock; a store that takes a
-///   [`Clock`](crate::Clock) honours it, so the shared conformance suite can move time.
+/// - **One atomic step per call, over all of a delivery's keys.** Of any number of concurrent
+///   `claim`s whose keys overlap, with different tokens, at most one answers [`Claim::Fresh`].
+///   A claim takes every key or none.
+/// - **Answers.** `claim` answers, in this order: [`Claim::Completed`] if the delivery id was
+///   completed and is retained; [`Claim::InFlight`] if any key is held by another token whose
+///   lease has not ended; [`Claim::Replay`] if the message key was completed; else
+///   [`Claim::Fresh`], and every key is now held by `token` for `lease`.
+/// - **Idempotent for one token.** A key held by the claiming token counts as free: a claim
+///   retried with the same token after a lost answer gets [`Claim::Fresh`] again.
+/// - **Fencing.** `renew`, `complete` and `release` check the token and change the keys in the
+///   same step, so a stale owner can never touch a newer claim. `renew` and `complete` act only
+///   if every key is still held by the token; `release` frees each key the token still holds.
+///   A completed key is never released.
+/// - **The store's own clock.** Leases and retention are measured on the store's clock (the
+///   server's, for a networked store), never on the caller's: replicas whose clocks disagree
+///   cannot shorten a lease.
 /// - **Failing closed.** A store that cannot answer returns [`StoreError`], never a guess.
 ///
 /// The suite in `hookverify::testing` (feature `testing`) checks all of this; run it on every
 /// store.
 pub trait DeliveryStore: Send + Sync + 'static {
-    /// Claims `key` for `lease`.
+    /// Claims the delivery for `token`, for `lease`.
     fn claim(
         &self,
-        key: &DedupeKey,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
         lease: Duration,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
 
-    /// Marks the claim done and keeps the key for `retain`. Answers `false` if `token` no
-    /// longer owns the key (its lease ran out and the key was claimed again, or it was
-    /// released).
+    /// Extends a claim the token still holds to `lease` from now. Answers `false` if the token
+    /// no longer holds every key.
+    fn renew(
+        &self,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+        lease: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Marks the delivery handled and remembers every key for `retain` from now. Answers
+    /// `false`, changing nothing, if the token no longer holds every key (its lease ran out and
+    /// another attempt took a key over, or it was released).
     fn complete(
         &self,
-        key: &DedupeKey,
+        keys: &DeliveryKeys,
         token: ClaimToken,
         retain: Duration,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Gives the key up so the next claim is fresh. Answers `false` if `token` no longer owns
-    /// the key.
+    /// Gives up every key the token still holds, so the next claim is fresh. Answers `false` if
+    /// the token held none of them.
     fn release(
         &self,
-        key: &DedupeKey,
+        keys: &DeliveryKeys,
         token: ClaimToken,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
@@ -279,27 +357,37 @@ pub trait DeliveryStore: Send + Sync + 'static {
 impl<S: DeliveryStore> DeliveryStore for Arc<S> {
     fn claim(
         &self,
-        key: &DedupeKey,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
         lease: Duration,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send {
-        (**self).claim(key, lease)
+        (**self).claim(keys, token, lease)
+    }
+
+    fn renew(
+        &self,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+        lease: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).renew(keys, token, lease)
     }
 
     fn complete(
         &self,
-        key: &DedupeKey,
+        keys: &DeliveryKeys,
         token: ClaimToken,
         retain: Duration,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).complete(key, token, retain)
+        (**self).complete(keys, token, retain)
     }
 
     fn release(
         &self,
-        key: &DedupeKey,
+        keys: &DeliveryKeys,
         token: ClaimToken,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).release(key, token)
+        (**self).release(keys, token)
     }
 }
 
@@ -310,38 +398,39 @@ mod tests {
     #[test]
     fn key_texts_keep_their_format() {
         let namespace = Namespace::new("ns-1.a_b").expect("valid namespace");
-        let id = DeliveryId::parse(b"dlv_42").expect("valid id");
-        let key = DedupeKey::delivery(&namespace, &id);
-        assert_eq!(key.as_str(), "ns-1.a_b:id:dlv_42");
-        let full = Sha256::digest(key.as_str().as_bytes());
-        assert_eq!(&key.digest()[..], &full[..16]);
-
-        let tag = Tag::from_bytes([0xa5; 32]);
-        let key = DedupeKey::mac(&namespace, &tag);
-        let hashed = Sha256::digest([0xa5; 32]);
+        let message = MessageDigest::of(&[b"1764000000", b".", b"{}"]);
         assert_eq!(
-            key.as_str(),
-            format!("ns-1.a_b:mac:{}", hex::encode(&hashed[..16]))
+            message.as_bytes(),
+            &<[u8; 32]>::from(Sha256::digest(b"1764000000.{}"))
         );
-        let full = Sha256::digest(key.as_str().as_bytes());
-        assert_eq!(&key.digest()[..], &full[..16]);
+        let keys = DeliveryKeys::new(&namespace, Some("dlv_42"), &message);
+        let id = keys.id().expect("an id key");
+        assert_eq!(id.as_str(), "ns-1.a_b:id:dlv_42");
+        assert_eq!(&id.digest()[..], &Sha256::digest(id.as_str().as_bytes())[..16]);
+        assert_eq!(
+            keys.message().as_str(),
+            format!("ns-1.a_b:msg:{}", hex::encode(&message.as_bytes()[..16]))
+        );
+        assert_eq!(keys.all().count(), 2);
+        let anonymous = DeliveryKeys::new(&namespace, None, &message);
+        assert_eq!(anonymous.all().collect::<Vec<_>>(), [keys.message()]);
     }
 
     #[test]
-    fn unix_ms_rounds_down() {
-        assert_eq!(unix_ms(1_764_000_000_123_456_789), 1_764_000_000_123);
-        assert_eq!(unix_ms(-1_500_000), -2);
-        assert_eq!(unix_ms(0), 0);
-        // Beyond 64-bit nanoseconds (after 2262), still exact; then saturating.
-        assert_eq!(unix_ms(i128::from(i64::MAX) * 10), i64::MAX / 100_000);
-        assert_eq!(unix_ms(i128::MAX), i64::MAX);
-        assert_eq!(unix_ms(i128::MIN), i64::MIN);
+    fn namespaces_are_checked() {
+        assert!(Namespace::new("a").is_some());
+        assert!(Namespace::new(&"a".repeat(64)).is_some());
+        assert!(Namespace::new(&"a".repeat(65)).is_none());
+        assert!(Namespace::new("").is_none());
+        assert!(Namespace::new("a:b").is_none());
+        assert!(Namespace::new("a{b}").is_none());
     }
 
     #[test]
-    fn deadlines_saturate() {
-        assert_eq!(deadline(i64::MAX - 1, Duration::MAX), i64::MAX);
-        assert_eq!(deadline(5, Duration::seconds(-10)), 5);
-        assert_eq!(millis(Duration::seconds(-1)), 0);
+    fn millis_are_positive_and_saturate() {
+        assert_eq!(millis(Duration::ZERO), 1);
+        assert_eq!(millis(Duration::from_micros(1500)), 1);
+        assert_eq!(millis(Duration::from_secs(30)), 30_000);
+        assert_eq!(millis(Duration::MAX), i64::MAX);
     }
 }

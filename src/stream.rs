@@ -89,6 +89,7 @@ impl BodyVerifier {
             tag,
             self.precheck.delivery_id().map(DeliveryId::as_bytes),
             self.precheck.unix_nanos(),
+            self.precheck.timestamp_raw(),
         ))
     }
 }

@@ -153,7 +153,13 @@ impl Verifier {
         // Borrowed all the way, the result too: nothing is copied out of the headers.
         let checked = self.check(values)?;
         let (index, tag) = self.find_match(&checked.signatures, checked.timestamp_raw, body)?;
-        Ok(self.verified(index, tag, checked.delivery_id, checked.timestamp))
+        Ok(self.verified(
+            index,
+            tag,
+            checked.delivery_id,
+            checked.timestamp,
+            checked.timestamp_raw,
+        ))
     }
 
     /// The checks that need no body: headers present, single and well formed, timestamp inside
@@ -194,6 +200,7 @@ impl Verifier {
             tag,
             precheck.delivery_id.as_ref().map(DeliveryId::as_bytes),
             precheck.timestamp,
+            precheck.timestamp_raw(),
         ))
     }
 
@@ -276,13 +283,7 @@ impl Verifier {
             })?;
         }
 
-        let drift = timestamp::drift(self.inner.clock.unix_nanos(), timestamp.0);
-        if !timestamp::within(drift, self.inner.tolerance_nanos) {
-            return Err(Error::TimestampOutOfTolerance {
-                drift: timestamp::drift_duration(drift),
-                tolerance: self.inner.tolerance,
-            });
-        }
+        self.check_window(timestamp)?;
         Ok(Checked {
             signatures,
             timestamp_raw,
@@ -333,13 +334,29 @@ impl Verifier {
         tag: Tag,
         delivery_id: Option<&'a [u8]>,
         timestamp: UnixNanos,
+        timestamp_raw: &'a [u8],
     ) -> Verified<'a> {
         Verified::new(
             delivery_id,
             timestamp,
+            timestamp_raw,
             &self.inner.secrets[index].label,
             tag,
         )
+    }
+
+    /// Checks a verified delivery's timestamp against the window again, now: a body may arrive
+    /// long after the headers were checked.
+    pub(crate) fn check_window(&self, timestamp: UnixNanos) -> Result<(), Error> {
+        let drift = timestamp::drift(self.inner.clock.unix_nanos(), timestamp.0);
+        if timestamp::within(drift, self.inner.tolerance_nanos) {
+            Ok(())
+        } else {
+            Err(Error::TimestampOutOfTolerance {
+                drift: timestamp::drift_duration(drift),
+                tolerance: self.inner.tolerance,
+            })
+        }
     }
 
     /// Starts verifying a body that arrives in chunks (see [`BodyVerifier`]).

@@ -3,19 +3,23 @@
 use std::fmt;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use http::HeaderValue;
-use time::Duration;
 use tower_layer::Layer;
 
 use super::service::Verify;
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 use crate::receiver::Receiver;
 
 /// The default body limit: 1 MiB.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 
-/// The default bound on a store call: past it the request gets a 503 and the provider retries.
-const DEFAULT_STORE_TIMEOUT: Duration = Duration::seconds(2);
+/// The default bound on reading a body: the provider abandons an attempt after 10 s, so a body
+/// still arriving later serves no one.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
 type RejectHook = Arc<dyn Fn(&Error) + Send + Sync>;
 
@@ -44,21 +48,22 @@ type RejectHook = Arc<dyn Fn(&Error) + Send + Sync>;
 pub struct VerifyLayer<St> {
     pub(crate) receiver: Receiver<St>,
     pub(crate) max_body: usize,
-    pub(crate) handler_timeout: Option<std::time::Duration>,
-    pub(crate) store_timeout: std::time::Duration,
+    pub(crate) handler_timeout: Option<Duration>,
+    pub(crate) body_timeout: Duration,
     pub(crate) retry_after: HeaderValue,
     pub(crate) on_reject: Option<RejectHook>,
 }
 
 impl<St> VerifyLayer<St> {
-    /// A layer around `receiver`'s verifier and store, with a 1 MiB body limit, a 2 s bound on
-    /// each store call, no handler timeout and `Retry-After: 1` on a delivery in flight.
+    /// A layer around `receiver`'s verifier and store, with a 1 MiB body limit, a 10 s bound on
+    /// reading the body, no handler timeout (the receiver's heartbeat keeps a long handler's
+    /// claim) and `Retry-After: 1` on a delivery in flight.
     pub fn new(receiver: Receiver<St>) -> Self {
         Self {
             receiver,
             max_body: DEFAULT_MAX_BODY,
             handler_timeout: None,
-            store_timeout: DEFAULT_STORE_TIMEOUT.unsigned_abs(),
+            body_timeout: DEFAULT_BODY_TIMEOUT,
             retry_after: HeaderValue::from_static("1"),
             on_reject: None,
         }
@@ -71,20 +76,19 @@ impl<St> VerifyLayer<St> {
         self
     }
 
-    /// Gives up on a handler after `timeout`, releases its claim and answers 503, so that the
-    /// provider's retry is handled. Keep it under the provider's 10 s attempt timeout and under
-    /// the lease.
-    #[must_use]
-    pub fn handler_timeout(mut self, timeout: Duration) -> Self {
-        self.handler_timeout = Some(timeout.unsigned_abs());
-        self
+    /// Gives up on a handler after `timeout` (1 ms to 1 h), releases its claim and answers
+    /// 503, so that the provider's retry is handled. Without it a handler may run as long as it
+    /// needs: the heartbeat keeps its claim.
+    pub fn handler_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
+        self.handler_timeout = Some(checked("handler_timeout", timeout)?);
+        Ok(self)
     }
 
-    /// Bounds each store call (default 2 s); a store slower than that counts as unavailable.
-    #[must_use]
-    pub fn store_timeout(mut self, timeout: Duration) -> Self {
-        self.store_timeout = timeout.unsigned_abs();
-        self
+    /// Bounds reading the body, from the headers' arrival to its last byte (1 ms to 1 h,
+    /// default 10 s): past it the answer is 408 and the connection is closed.
+    pub fn body_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
+        self.body_timeout = checked("body_timeout", timeout)?;
+        Ok(self)
     }
 
     /// The `Retry-After` answered with a 429 for a delivery in flight, in seconds (default 1).
@@ -108,7 +112,7 @@ impl<St> Clone for VerifyLayer<St> {
             receiver: self.receiver.clone(),
             max_body: self.max_body,
             handler_timeout: self.handler_timeout,
-            store_timeout: self.store_timeout,
+            body_timeout: self.body_timeout,
             retry_after: self.retry_after.clone(),
             on_reject: self.on_reject.clone(),
         }
@@ -129,9 +133,19 @@ impl<St> fmt::Debug for VerifyLayer<St> {
             .field("receiver", &self.receiver)
             .field("max_body", &self.max_body)
             .field("handler_timeout", &self.handler_timeout)
-            .field("store_timeout", &self.store_timeout)
+            .field("body_timeout", &self.body_timeout)
             .field("retry_after", &self.retry_after)
             .field("on_reject", &self.on_reject.is_some())
             .finish()
     }
+}
+
+fn checked(setting: &'static str, timeout: Duration) -> Result<Duration, ConfigError> {
+    if timeout.is_zero() || timeout > MAX_TIMEOUT {
+        return Err(ConfigError::OutOfRange {
+            setting,
+            allowed: "from 1 ms to 1 h".into(),
+        });
+    }
+    Ok(timeout)
 }

@@ -62,7 +62,10 @@ pub(crate) fn status_for(error: &Error) -> StatusCode {
             StatusCode::UNAUTHORIZED
         }
         Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
         Error::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        // The handler ran and answered; this only reaches a response through the user's code.
+        Error::ClaimLost => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -20,8 +20,8 @@ use super::layer::VerifyLayer;
 use super::rejection::{Rejection, plain};
 use crate::delivery::KeptDelivery;
 use crate::error::Error;
-use crate::receiver::{ClaimGuard, Duplicate, Outcome};
-use crate::store::{DeliveryStore, StoreError};
+use crate::receiver::{ClaimGuard, Duplicate, Outcome, bounded};
+use crate::store::DeliveryStore;
 
 /// The response future of [`Verify`].
 pub type VerifyFuture<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
@@ -102,17 +102,14 @@ where
         Ok(verified) => verified,
         Err(error) => return Ok(reject(&config, error)),
     };
-    let claim = {
-        let claim = std::pin::pin!(config.receiver.claim_kept(verified));
-        bounded(config.store_timeout, claim).await
-    };
-    let mut guard = match claim {
-        Some(Ok(Outcome::Fresh(guard))) => guard,
-        Some(Ok(Outcome::Duplicate(duplicate))) => {
+    // The receiver checks the window again, claims within its store timeout, and releases in
+    // the background a claim whose answer was lost.
+    let mut guard = match config.receiver.claim_kept(verified, &body).await {
+        Ok(Outcome::Fresh(guard)) => guard,
+        Ok(Outcome::Duplicate(duplicate)) => {
             return Ok(duplicate_response(&config, duplicate));
         }
-        Some(Err(error)) => return Ok(reject(&config, error)),
-        None => return Ok(reject(&config, store_timed_out())),
+        Err(error) => return Ok(reject(&config, error)),
     };
 
     let verifier = config.receiver.verifier();
@@ -138,35 +135,38 @@ where
         Err(panic) => Some(Err(panic)),
     };
 
+    // The receiver logs what it could not settle: after a success nothing is released (a
+    // failed completion is retried in the background), after a failure the claim is released.
     match outcome {
         Some(Ok(Ok(response))) => {
             if response.status().is_success() {
-                settle(&config, &mut guard, Settle::Complete).await;
+                let _ = guard.complete_in_place().await;
             } else {
-                settle(&config, &mut guard, Settle::Release).await;
+                let _ = guard.release_in_place().await;
             }
             Ok(response.map(Body::new))
         }
         Some(Ok(Err(error))) => {
-            settle(&config, &mut guard, Settle::Release).await;
+            let _ = guard.release_in_place().await;
             Err(error)
         }
         Some(Err(_panic)) => {
             log_handler_failure(&guard, "handler panicked; claim released");
-            settle(&config, &mut guard, Settle::Release).await;
+            let _ = guard.release_in_place().await;
             Ok(plain(StatusCode::INTERNAL_SERVER_ERROR, "handler_panicked"))
         }
         None => {
             log_handler_failure(&guard, "handler timed out; claim released");
-            settle(&config, &mut guard, Settle::Release).await;
+            let _ = guard.release_in_place().await;
             Ok(plain(StatusCode::SERVICE_UNAVAILABLE, "handler_timeout"))
         }
     }
 }
 
 /// Verifies the request: its headers alone first (nothing is read for a malformed, stale or
-/// oversized request), then its body, hashed as it arrives so that the verdict is ready with
-/// the last byte.
+/// oversized request, or one without the delivery id that dedupe needs), then its body, hashed
+/// as it arrives so that the verdict is ready with the last byte. The body must arrive within
+/// the body timeout.
 async fn verify<St, B>(
     config: &VerifyLayer<St>,
     request: Request<B>,
@@ -178,79 +178,24 @@ where
     let (parts, body) = request.into_parts();
     let verifier = config.receiver.verifier();
     let precheck = verifier.precheck(&parts.headers)?;
+    if precheck.delivery_id().is_none() {
+        return Err(Error::MissingHeader {
+            header: verifier.header_names().delivery_id.clone(),
+        });
+    }
     check_declared_length(&parts.headers, config.max_body)?;
     let mut stream = verifier.stream(precheck);
-    let body = read_limited(body, config.max_body, |chunk| stream.update(chunk)).await?;
+    let read = {
+        let read = std::pin::pin!(read_limited(body, config.max_body, |chunk| {
+            stream.update(chunk)
+        }));
+        bounded(config.body_timeout, read).await
+    };
+    let body = read.unwrap_or(Err(Error::BodyTimeout {
+        limit: config.body_timeout,
+    }))?;
     let verified = KeptDelivery::new(stream.finish()?);
     Ok((parts, body, verified))
-}
-
-#[derive(Clone, Copy)]
-enum Settle {
-    Complete,
-    Release,
-}
-
-/// Completes or releases, within the store timeout. A failure is logged: the handler has run,
-/// its response stands, and an unreleased claim lapses with its lease.
-async fn settle<St: DeliveryStore>(
-    config: &VerifyLayer<St>,
-    guard: &mut ClaimGuard<St>,
-    how: Settle,
-) {
-    let result = match how {
-        Settle::Complete => {
-            bounded(
-                config.store_timeout,
-                std::pin::pin!(guard.complete_in_place()),
-            )
-            .await
-        }
-        Settle::Release => {
-            bounded(
-                config.store_timeout,
-                std::pin::pin!(guard.release_in_place()),
-            )
-            .await
-        }
-    };
-    let error = match result {
-        Some(Ok(())) => return,
-        Some(Err(error)) => error,
-        None => store_timed_out(),
-    };
-    let action = match how {
-        Settle::Complete => "complete",
-        Settle::Release => "release",
-    };
-    tracing::error!(
-        target: "hookverify",
-        delivery_id = guard.verified().delivery_id(),
-        action,
-        error = %error,
-        "could not settle the claim; it lapses with its lease"
-    );
-}
-
-/// Runs a store call within `limit`; `None` if it did not finish in time.
-///
-/// The call is polled before any timer exists: one that finishes on its first poll (the memory
-/// store's always do) costs no timer. A call that has to wait gets one, on the heap (it is
-/// large, and this path waits on the network anyway), from its first wait: the call stays
-/// bounded. The caller pins the call, so that it is stored once, in the caller's future.
-async fn bounded<F: Future>(
-    limit: std::time::Duration,
-    mut call: Pin<&mut F>,
-) -> Option<F::Output> {
-    let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(output) = call.as_mut().poll(cx) {
-            return Poll::Ready(Some(output));
-        }
-        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-        timer.as_mut().poll(cx).map(|()| None)
-    })
-    .await
 }
 
 fn log_handler_failure<St: DeliveryStore>(guard: &ClaimGuard<St>, message: &'static str) {
@@ -258,20 +203,23 @@ fn log_handler_failure<St: DeliveryStore>(guard: &ClaimGuard<St>, message: &'sta
     tracing::error!(target: "hookverify", delivery_id = id, "{message}");
 }
 
-fn store_timed_out() -> Error {
-    Error::StoreUnavailable(StoreError::new("the store did not answer in time"))
-}
-
 fn reject<St>(config: &VerifyLayer<St>, error: Error) -> Response {
     tracing::warn!(target: "hookverify", kind = error.kind(), error = %error, "webhook rejected");
     if let Some(hook) = &config.on_reject {
         hook(&error);
     }
-    Rejection::from(error).into_response()
+    let close = matches!(error, Error::BodyTimeout { .. });
+    let mut response = Rejection::from(error).into_response();
+    if close {
+        // The rest of a crawling body is not worth reading.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    }
+    response
 }
 
 fn duplicate_response<St>(config: &VerifyLayer<St>, duplicate: Duplicate) -> Response {
-    tracing::debug!(target: "hookverify", ?duplicate, "duplicate delivery acknowledged");
     match duplicate {
         Duplicate::Completed | Duplicate::Replay => plain(StatusCode::OK, "duplicate"),
         Duplicate::InFlight => {

@@ -4,179 +4,355 @@ use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use lru::LruCache;
-use time::Duration;
 
 use crate::clock::{Clock, SystemClock};
-use crate::store::{Claim, ClaimToken, DedupeKey, DeliveryStore, StoreError, deadline, unix_ms};
+use crate::store::{Claim, ClaimToken, DeliveryKeys, DeliveryStore, StoreError, millis};
 
-/// Marks an entry as completed rather than held by a claim (tokens start at 1).
-const COMPLETED: u64 = 0;
+/// The default capacity: 500,000 keys (250,000 deliveries with an id), at most about 44 MB.
+pub const DEFAULT_CAPACITY: NonZeroUsize = match NonZeroUsize::new(500_000) {
+    Some(capacity) => capacity,
+    None => NonZeroUsize::MIN,
+};
+
+/// How often, at most, the store warns that it is forgetting deliveries early.
+const WARN_EVERY_MS: i64 = 60_000;
+
+/// What a full store does with a claim that needs a new entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum WhenFull {
+    /// Evict the least recently used entry, expired or not (the default). The provider's
+    /// retries come within seconds and are still caught; what is lost is the memory of old
+    /// deliveries, so a replay of one would be handled again. Counted and logged.
+    #[default]
+    EvictOldest,
+    /// Refuse the claim with a [`StoreError`] (HTTP 503: the provider retries) rather than
+    /// forget a delivery whose retention has not ended. Expired entries still make room.
+    Refuse,
+}
 
 /// One remembered key: 16 bytes of key digest and 16 of state, beside the LRU's own links.
 #[derive(Clone, Copy)]
 struct Entry {
-    /// The owner's token, or [`COMPLETED`].
-    token: u64,
-    /// Unix milliseconds at which the lease or the retention ends.
+    /// The owner's token, or `None` once completed.
+    token: Option<u64>,
+    /// Unix milliseconds (on the store's clock) at which the lease or the retention ends.
     until_ms: i64,
 }
 
-/// An in-process dedupe store, bounded to a number of entries.
+impl Entry {
+    fn live(&self, now: i64) -> bool {
+        self.until_ms > now
+    }
+
+    /// Held by another token, unexpired.
+    fn held_by_other(&self, now: i64, token: u64) -> bool {
+        self.live(now) && self.token.is_some_and(|owner| owner != token)
+    }
+
+    fn completed(&self, now: i64) -> bool {
+        self.live(now) && self.token.is_none()
+    }
+
+    fn held_by(&self, now: i64, token: u64) -> bool {
+        self.live(now) && self.token == Some(token)
+    }
+}
+
+/// An in-process dedupe store, bounded to a number of keys.
 ///
 /// Right for one receiver process. Receivers on several machines need a shared store (Redis,
 /// PostgreSQL): this one cannot see the other machines' claims.
 ///
 /// # Sizing
 ///
-/// Each delivery takes two entries (its id and its MAC), held for the retention window
+/// A delivery with an id takes two keys (its id and its message key), held for the retention
 /// (default: twice the tolerance plus the lease, 630 s). So:
 ///
 /// ```text
 /// capacity ≥ 2 × peak deliveries per second × retention in seconds
 /// ```
 ///
-/// e.g. 50 deliveries/s with the defaults need 63,000 entries, about 5 MiB of heap (6 MiB
-/// resident, with the allocator's own overhead). A full store takes 67 to 87 bytes of heap per
-/// entry (135 to 174 per delivery), depending on where the capacity falls between powers of
-/// two: the hash table is allocated for the whole capacity when the store is created, each
-/// entry's 48-byte node when it is first used. See `BENCHMARKS.md` for the measurements.
+/// Each key takes 67 to 87 bytes of heap when the store is full (the LRU's 48-byte node and
+/// its share of the hash table), so 135 to 174 bytes per remembered delivery; the table grows
+/// as keys arrive. The default capacity ([`DEFAULT_CAPACITY`], 500,000 keys, at most about
+/// 44 MB) covers 630 s of retention at about 400 deliveries per second.
 ///
-/// When the store is full, the least recently used entry makes room, expired or not. Evicting
-/// an entry that had not expired yet shrinks the guarantee: a retry or replay of that delivery
-/// would be handled again. [`premature_evictions`](Self::premature_evictions) counts those;
-/// if it grows, raise the capacity.
+/// # When full
 ///
-/// Expiry follows the injected [`Clock`]; nothing runs in the background.
+/// Expired keys make room first. Past that, [`WhenFull`] decides: evict the least recently
+/// used key (the default), or refuse the claim. Each eviction of a key that had not expired is
+/// counted ([`premature_evictions`](Self::premature_evictions)) and, at most once a minute,
+/// logged at `warn` with the window the store actually protects at the observed rate and the
+/// capacity that rate needs.
+///
+/// Expiry follows the store's [`Clock`] (the system clock unless given another); nothing runs
+/// in the background.
 pub struct MemoryStore {
-    entries: Mutex<LruCache<[u8; 16], Entry>>,
+    state: Mutex<State>,
     clock: Arc<dyn Clock>,
-    next_token: AtomicU64,
+    when_full: WhenFull,
     evictions: AtomicU64,
     premature_evictions: AtomicU64,
 }
 
+struct State {
+    entries: LruCache<[u8; 16], Entry>,
+    /// Keys claimed since `since_ms`, for the rate in the warning.
+    claimed: u64,
+    since_ms: i64,
+    last_warning_ms: Option<i64>,
+}
+
 impl MemoryStore {
-    /// A store for at most `capacity` entries, on the system clock.
+    /// A store for at most `capacity` keys, on the system clock, evicting the oldest when full.
     pub fn new(capacity: NonZeroUsize) -> Self {
         Self::with_clock(capacity, SystemClock)
     }
 
-    /// A store for at most `capacity` entries whose expiry follows `clock`.
+    /// A store for at most `capacity` keys whose expiry follows `clock`.
     pub fn with_clock(capacity: NonZeroUsize, clock: impl Clock) -> Self {
+        let now = crate::clock::unix_ms(clock.unix_nanos());
         Self {
-            entries: Mutex::new(LruCache::new(capacity)),
+            state: Mutex::new(State {
+                entries: LruCache::new(capacity),
+                claimed: 0,
+                since_ms: now,
+                last_warning_ms: None,
+            }),
             clock: Arc::new(clock),
-            next_token: AtomicU64::new(COMPLETED + 1),
+            when_full: WhenFull::default(),
             evictions: AtomicU64::new(0),
             premature_evictions: AtomicU64::new(0),
         }
     }
 
-    /// Entries held now, including expired ones not yet reclaimed or evicted.
-    pub fn len(&self) -> usize {
-        self.lock().len()
+    /// What to do when the store is full (default [`WhenFull::EvictOldest`]).
+    #[must_use]
+    pub fn when_full(mut self, policy: WhenFull) -> Self {
+        self.when_full = policy;
+        self
     }
 
-    /// Whether no entry is held.
+    /// Keys held now, including expired ones not yet reclaimed or evicted.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether no key is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// The most entries the store holds.
+    /// The most keys the store holds.
     pub fn capacity(&self) -> NonZeroUsize {
-        self.lock().cap()
+        self.lock().entries.cap()
     }
 
-    /// Entries pushed out to make room, since the store was created.
+    /// Keys pushed out to make room, since the store was created.
     pub fn evictions(&self) -> u64 {
         self.evictions.load(Ordering::Relaxed)
     }
 
-    /// Evictions of entries that had not expired yet: each one weakens dedupe for its delivery.
+    /// Evictions of keys that had not expired yet: each one weakens dedupe for its delivery.
     pub fn premature_evictions(&self) -> u64 {
         self.premature_evictions.load(Ordering::Relaxed)
     }
 
-    fn lock(&self) -> MutexGuard<'_, LruCache<[u8; 16], Entry>> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         // Every update below is a single assignment: a panic cannot leave an entry half-written.
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn now_ms(&self) -> i64 {
-        unix_ms(self.clock.unix_nanos())
+        crate::clock::unix_ms(self.clock.unix_nanos())
     }
 
-    fn claim_now(&self, key: &DedupeKey, lease: Duration) -> Claim {
+    fn claim_now(
+        &self,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
         let now = self.now_ms();
-        let until_ms = deadline(now, lease);
-        let mut entries = self.lock();
-        if let Some(entry) = entries.get_mut(key.digest()) {
-            if entry.until_ms > now {
-                return if entry.token == COMPLETED {
-                    Claim::Completed
-                } else {
-                    Claim::InFlight
-                };
+        let token = token.get();
+        let mut state = self.lock();
+        if let Some(id) = keys.id() {
+            match state.entries.peek(id.digest()) {
+                Some(entry) if entry.completed(now) => return Ok(Claim::Completed),
+                Some(entry) if entry.held_by_other(now, token) => return Ok(Claim::InFlight),
+                _ => {}
             }
-            let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-            *entry = Entry { token, until_ms };
-            return Claim::Fresh(ClaimToken::new(token));
         }
-        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-        if let Some((_, evicted)) = entries.push(*key.digest(), Entry { token, until_ms }) {
+        match state.entries.peek(keys.message().digest()) {
+            Some(entry) if entry.held_by_other(now, token) => return Ok(Claim::InFlight),
+            Some(entry) if entry.completed(now) => return Ok(Claim::Replay),
+            _ => {}
+        }
+        // Room for both keys first, so that a refusal changes nothing.
+        let new_keys = keys
+            .all()
+            .filter(|key| !state.entries.contains(key.digest()))
+            .count();
+        self.make_room(&mut state, now, new_keys)?;
+        let entry = Entry {
+            token: Some(token),
+            until_ms: now.saturating_add(millis(lease)),
+        };
+        for key in keys.all() {
+            state.entries.push(*key.digest(), entry);
+        }
+        state.claimed += new_keys as u64;
+        Ok(Claim::Fresh)
+    }
+
+    /// Frees `needed` slots: expired keys first, then as the policy says.
+    fn make_room(&self, state: &mut State, now: i64, needed: usize) -> Result<(), StoreError> {
+        let capacity = state.entries.cap().get();
+        for _ in 0..needed {
+            if state.entries.len() + needed <= capacity {
+                return Ok(());
+            }
+            let Some((_, oldest)) = state.entries.peek_lru() else {
+                return Ok(());
+            };
+            let premature = oldest.live(now);
+            if premature && self.when_full == WhenFull::Refuse {
+                return Err(StoreError::new(format!(
+                    "memory store full: all {capacity} keys are within their lease or \
+                     retention; raise the capacity"
+                )));
+            }
+            let evicted = state.entries.pop_lru().map(|(_, entry)| entry);
             self.evictions.fetch_add(1, Ordering::Relaxed);
-            if evicted.until_ms > now {
+            if premature {
                 self.premature_evictions.fetch_add(1, Ordering::Relaxed);
+                if let Some(entry) = evicted {
+                    warn_forgetting(state, now, entry.until_ms - now, capacity);
+                }
             }
         }
-        Claim::Fresh(ClaimToken::new(token))
+        Ok(())
     }
 
-    fn complete_now(&self, key: &DedupeKey, token: ClaimToken, retain: Duration) -> bool {
-        let until_ms = deadline(self.now_ms(), retain);
-        let mut entries = self.lock();
-        match entries.peek_mut(key.digest()) {
-            Some(entry) if entry.token == token.get() && entry.token != COMPLETED => {
-                *entry = Entry {
-                    token: COMPLETED,
-                    until_ms,
-                };
-                true
-            }
-            _ => false,
-        }
+    fn renew_now(&self, keys: &DeliveryKeys, token: ClaimToken, lease: Duration) -> bool {
+        self.settle(keys, token, Some(token.get()), lease)
     }
 
-    fn release_now(&self, key: &DedupeKey, token: ClaimToken) -> bool {
-        let mut entries = self.lock();
-        match entries.peek(key.digest()) {
-            Some(entry) if entry.token == token.get() && entry.token != COMPLETED => {
-                entries.pop(key.digest());
-                true
+    fn complete_now(&self, keys: &DeliveryKeys, token: ClaimToken, retain: Duration) -> bool {
+        self.settle(keys, token, None, retain)
+    }
+
+    /// If the token holds every key, sets them all to `owner` for `span` from now.
+    fn settle(
+        &self,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+        owner: Option<u64>,
+        span: Duration,
+    ) -> bool {
+        let now = self.now_ms();
+        let mut state = self.lock();
+        let holds_all = keys.all().all(|key| {
+            state
+                .entries
+                .peek(key.digest())
+                .is_some_and(|entry| entry.held_by(now, token.get()))
+        });
+        if holds_all {
+            let entry = Entry {
+                token: owner,
+                until_ms: now.saturating_add(millis(span)),
+            };
+            for key in keys.all() {
+                state.entries.put(*key.digest(), entry);
             }
-            _ => false,
         }
+        holds_all
+    }
+
+    fn release_now(&self, keys: &DeliveryKeys, token: ClaimToken) -> bool {
+        let mut state = self.lock();
+        let mut released = 0;
+        for key in keys.all() {
+            if state
+                .entries
+                .peek(key.digest())
+                .is_some_and(|entry| entry.token == Some(token.get()))
+            {
+                state.entries.pop(key.digest());
+                released += 1;
+            }
+        }
+        released > 0
     }
 }
 
+/// Logs, at most once a minute, that a key was evicted `left_ms` before its expiry, with the
+/// window the store protects at the observed rate and the capacity that rate needs.
+fn warn_forgetting(state: &mut State, now: i64, left_ms: i64, capacity: usize) {
+    if state
+        .last_warning_ms
+        .is_some_and(|last| now - last < WARN_EVERY_MS)
+    {
+        return;
+    }
+    let elapsed_s = ((now - state.since_ms).max(1) as f64) / 1000.0;
+    let rate = state.claimed as f64 / elapsed_s;
+    let protected_s = if rate > 0.0 {
+        capacity as f64 / rate
+    } else {
+        f64::INFINITY
+    };
+    let needed = capacity as f64 + rate * (left_ms as f64 / 1000.0);
+    tracing::warn!(
+        target: "hookverify",
+        keys_per_second = rate.round(),
+        protected_seconds = protected_s.round(),
+        evicted_seconds_early = left_ms / 1000,
+        capacity,
+        capacity_needed = needed.ceil(),
+        "memory store full: forgetting deliveries before their retention ends; a replay of one \
+         would be handled again. Raise the capacity, or refuse new claims when full"
+    );
+    state.last_warning_ms = Some(now);
+    state.claimed = 0;
+    state.since_ms = now;
+}
+
 impl DeliveryStore for MemoryStore {
-    async fn claim(&self, key: &DedupeKey, lease: Duration) -> Result<Claim, StoreError> {
-        Ok(self.claim_now(key, lease))
+    async fn claim(
+        &self,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        self.claim_now(keys, token, lease)
+    }
+
+    async fn renew(
+        &self,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        Ok(self.renew_now(keys, token, lease))
     }
 
     async fn complete(
         &self,
-        key: &DedupeKey,
+        keys: &DeliveryKeys,
         token: ClaimToken,
         retain: Duration,
     ) -> Result<bool, StoreError> {
-        Ok(self.complete_now(key, token, retain))
+        Ok(self.complete_now(keys, token, retain))
     }
 
-    async fn release(&self, key: &DedupeKey, token: ClaimToken) -> Result<bool, StoreError> {
-        Ok(self.release_now(key, token))
+    async fn release(&self, keys: &DeliveryKeys, token: ClaimToken) -> Result<bool, StoreError> {
+        Ok(self.release_now(keys, token))
     }
 }
 
@@ -185,6 +361,7 @@ impl fmt::Debug for MemoryStore {
         f.debug_struct("MemoryStore")
             .field("len", &self.len())
             .field("capacity", &self.capacity())
+            .field("when_full", &self.when_full)
             .field("evictions", &self.evictions())
             .field("premature_evictions", &self.premature_evictions())
             .finish_non_exhaustive()
@@ -195,11 +372,15 @@ impl fmt::Debug for MemoryStore {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::store::Namespace;
+    use crate::store::{MessageDigest, Namespace};
 
-    fn key(n: usize) -> DedupeKey {
-        let id = crate::DeliveryId::parse(format!("dlv_{n}").as_bytes()).expect("valid id");
-        DedupeKey::delivery(&Namespace::default(), &id)
+    fn keys(n: usize) -> DeliveryKeys {
+        let body = n.to_string();
+        DeliveryKeys::new(
+            &Namespace::default(),
+            Some(&format!("dlv_{n}")),
+            &MessageDigest::of(&[body.as_bytes()]),
+        )
     }
 
     fn store(capacity: usize) -> (MemoryStore, Arc<ManualClock>) {
@@ -208,27 +389,28 @@ mod tests {
         (MemoryStore::with_clock(capacity, Arc::clone(&clock)), clock)
     }
 
+    const LEASE: Duration = Duration::from_secs(30);
+
+    fn claim(store: &MemoryStore, n: usize) -> Result<Claim, StoreError> {
+        store.claim_now(&keys(n), ClaimToken::new(n as u64 + 1), LEASE)
+    }
+
     #[test]
     fn capacity_is_never_exceeded_and_evictions_are_counted() {
         let (store, _clock) = store(100);
-        for n in 0..250 {
-            assert!(matches!(
-                store.claim_now(&key(n), Duration::seconds(30)),
-                Claim::Fresh(_)
-            ));
+        for n in 0..125 {
+            assert_eq!(claim(&store, n).expect("answer"), Claim::Fresh);
             assert!(store.len() <= 100);
         }
         assert_eq!(store.len(), 100);
+        // Two keys per delivery: 250 keys for 100 slots.
         assert_eq!(store.evictions(), 150);
-        // All of them were live claims: every eviction was premature.
         assert_eq!(store.premature_evictions(), 150);
-        // The oldest keys are gone, the newest are still held.
-        assert!(matches!(
-            store.claim_now(&key(0), Duration::seconds(30)),
-            Claim::Fresh(_)
-        ));
+        // The oldest deliveries are gone, the newest are still held.
+        assert_eq!(claim(&store, 0).expect("answer"), Claim::Fresh);
+        let other = ClaimToken::new(999);
         assert_eq!(
-            store.claim_now(&key(249), Duration::seconds(30)),
+            store.claim_now(&keys(124), other, LEASE).expect("answer"),
             Claim::InFlight
         );
     }
@@ -236,14 +418,31 @@ mod tests {
     #[test]
     fn evicting_expired_entries_is_not_premature() {
         let (store, clock) = store(10);
-        for n in 0..10 {
-            store.claim_now(&key(n), Duration::seconds(1));
+        for n in 0..5 {
+            claim(&store, n).expect("answer");
         }
-        clock.advance(Duration::seconds(2));
-        for n in 10..20 {
-            store.claim_now(&key(n), Duration::seconds(1));
+        clock.advance(time::Duration::seconds(31));
+        for n in 5..10 {
+            claim(&store, n).expect("answer");
         }
         assert_eq!(store.evictions(), 10);
+        assert_eq!(store.premature_evictions(), 0);
+    }
+
+    #[test]
+    fn a_full_refusing_store_changes_nothing() {
+        let (store, clock) = store(4);
+        let store = store.when_full(WhenFull::Refuse);
+        for n in 0..2 {
+            assert_eq!(claim(&store, n).expect("answer"), Claim::Fresh);
+        }
+        let error = claim(&store, 2).expect_err("full");
+        assert!(error.to_string().contains("memory store full"), "{error}");
+        assert_eq!(store.len(), 4);
+        assert_eq!(store.evictions(), 0);
+        // Once the leases end, expired keys make room again.
+        clock.advance(time::Duration::seconds(31));
+        assert_eq!(claim(&store, 2).expect("answer"), Claim::Fresh);
         assert_eq!(store.premature_evictions(), 0);
     }
 }
