@@ -1,6 +1,9 @@
 //! The memory store against the shared conformance suite, and its own bounds.
 #![cfg(feature = "testing")]
 
+#[path = "common/replicas.rs"]
+mod replicas;
+
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,4 +100,19 @@ async fn a_refusing_store_never_forgets_early() {
             Claim::Completed
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_receivers_on_one_store_handle_each_delivery_once() {
+    let store = Arc::new(MemoryStore::new(capacity(10_000)));
+    let clock = Arc::new(
+        hookverify::ManualClock::from_unix(replicas::START_UNIX).expect("in range"),
+    );
+    replicas::each_delivery_handled_once(Arc::clone(&store), store, clock).await;
+}
+
+#[tokio::test]
+async fn rotation_across_replicas_is_one_message() {
+    let store = Arc::new(MemoryStore::new(capacity(10_000)));
+    replicas::rotation_across_replicas_is_one_message(Arc::clone(&store), store).await;
 }

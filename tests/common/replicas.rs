@@ -33,13 +33,7 @@ pub(crate) async fn each_delivery_handled_once<S: DeliveryStore>(
     b: S,
     clock: Arc<ManualClock>,
 ) -> Tally {
-    let namespace = Namespace::new(&format!(
-        "replicas-{}",
-        hookverify::store::ClaimToken::random()
-            .expect("randomness")
-            .get()
-    ))
-    .expect("valid namespace");
+    let namespace = random_namespace("replicas");
     let receivers = [
         receiver(a, &clock, &namespace),
         receiver(b, &clock, &namespace),
@@ -123,5 +117,79 @@ fn receiver<S: DeliveryStore>(
         .clock(Arc::clone(clock))
         .build()
         .expect("verifier");
-    Receiver::new(verifier, store).namespace(namespace.clone())
+    Receiver::builder(verifier, store)
+        .namespace(namespace.clone())
+        .build()
+        .expect("receiver")
+}
+
+fn random_namespace(what: &str) -> Namespace {
+    let token = hookverify::store::ClaimToken::random()
+        .expect("randomness")
+        .get();
+    Namespace::new(&format!("{what}-{token:016x}")).expect("valid namespace")
+}
+
+/// During a rotation, replica `a` lists `[old, new]` and replica `b` only `[new]`; the provider
+/// signs with both. A delivery handled on `a` (where `old` matches first) is a replay on `b`
+/// under a fresh id and a duplicate under its own: the message key does not depend on which
+/// secret matched.
+pub(crate) async fn rotation_across_replicas_is_one_message<S: DeliveryStore>(a: S, b: S) {
+    let clock = Arc::new(ManualClock::from_unix(START_UNIX).expect("in range"));
+    let namespace = random_namespace("rotation");
+    let both = Verifier::builder()
+        .secret("old", "whsec_old")
+        .secret("new", "whsec_new")
+        .clock(Arc::clone(&clock))
+        .build()
+        .expect("verifier");
+    let only_new = Verifier::builder()
+        .secret("new", "whsec_new")
+        .clock(Arc::clone(&clock))
+        .build()
+        .expect("verifier");
+    let a = Receiver::builder(both, a)
+        .namespace(namespace.clone())
+        .build()
+        .expect("receiver");
+    let b = Receiver::builder(only_new, b)
+        .namespace(namespace)
+        .build()
+        .expect("receiver");
+
+    let body = br#"{"type":"rotation"}"#;
+    let timestamp = START_UNIX.to_string();
+    let signed = |id: &str| {
+        let old = Signer::new("whsec_old").expect("signer");
+        let new = Signer::new("whsec_new").expect("signer");
+        let mut headers = new
+            .sign_with_timestamp(id, &timestamp, body)
+            .header_map()
+            .expect("headers");
+        let both = format!(
+            "{},{}",
+            old.sign_with_timestamp(id, &timestamp, body).signature(),
+            new.sign_with_timestamp(id, &timestamp, body).signature()
+        );
+        headers.insert(
+            "x-agent-signature",
+            both.parse().expect("a valid header value"),
+        );
+        headers
+    };
+
+    match a.receive(&signed("dlv_rotation"), body).await.expect("receive") {
+        Outcome::Fresh(guard) => {
+            assert_eq!(guard.verified().secret_label(), "old");
+            guard.complete().await.expect("complete");
+        }
+        Outcome::Duplicate(kind) => panic!("the first copy must be fresh, got {kind:?}"),
+    }
+    let replay = b.receive(&signed("dlv_forged"), body).await.expect("receive");
+    assert!(
+        matches!(replay, Outcome::Duplicate(Duplicate::Replay)),
+        "the same signed bytes on the other replica, under a fresh id, must be a replay"
+    );
+    let retry = b.receive(&signed("dlv_rotation"), body).await.expect("receive");
+    assert!(matches!(retry, Outcome::Duplicate(Duplicate::Completed)));
 }
