@@ -1,5 +1,5 @@
-//! Measures the memory a [`MemoryStore`] takes per remembered delivery (its id key and its MAC
-//! key), with a counting global allocator.
+//! Measures the memory a [`MemoryStore`] takes per remembered delivery (its id key and its
+//! message key), with a counting global allocator.
 //!
 //! ```text
 //! cargo run --release --example store_memory
@@ -7,8 +7,8 @@
 //!
 //! Each case runs in a child process of its own (so one case's freed memory cannot hide
 //! another's): it creates a store of the given capacity, feeds it deliveries through the real
-//! path (`DedupeKey::delivery` and `DedupeKey::mac` with distinct tags, claim then complete each
-//! key), and reports what the store holds on the heap: the bytes requested from the allocator
+//! path (`DeliveryKeys` with distinct ids and message digests, claim then complete each
+//! delivery), and reports what the store holds on the heap: the bytes requested from the allocator
 //! and not freed since before the store was created, divided by the deliveries the store
 //! remembers (entries / 2). Alongside, the growth of the resident set (`VmRSS`), which also pays
 //! the allocator's per-chunk overhead; it is coarser (kB, page-granular).
@@ -24,23 +24,25 @@ use std::alloc::System;
 use std::num::NonZeroUsize;
 use std::process::{Command, ExitCode};
 
-use hookverify::store::{Claim, DedupeKey, Namespace};
-use hookverify::{DeliveryId, DeliveryStore, MemoryStore, Tag};
+use std::time::Duration;
+
+use hookverify::store::{Claim, ClaimToken, DeliveryKeys, MessageDigest, Namespace};
+use hookverify::{DeliveryStore, MemoryStore};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
-use time::Duration;
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 /// The receiver's default lease and retention (tolerance 300 s: 2 × 300 s + 30 s).
-const LEASE: Duration = Duration::seconds(30);
-const RETAIN: Duration = Duration::seconds(630);
+const LEASE: Duration = Duration::from_secs(30);
+const RETAIN: Duration = Duration::from_secs(630);
 
 /// The target of issue 3.
 const TARGET_BYTES_PER_DELIVERY: f64 = 192.0;
 
 /// `(capacity in entries, deliveries fed, what the case shows)`.
-const CASES: [(usize, usize, &str); 8] = [
+const CASES: [(usize, usize, &str); 9] = [
+    (500_000, 250_000, "100 % (the default capacity)"),
     (63_000, 31_500, "100 % (the docs' 50/s example)"),
     (63_000, 15_750, "50 %"),
     (1_000_000, 500_000, "100 % (the bench's store)"),
@@ -181,19 +183,16 @@ fn child(capacity: &str, deliveries: &str) -> ExitCode {
     runtime.block_on(async {
         for n in 0..deliveries {
             // The keys a receiver builds for one delivery, then drops: they must not count.
-            let id = DeliveryId::parse(format!("dlv_{n:010}").as_bytes()).expect("valid id");
-            let mut tag = [0x5a; 32];
-            tag[..8].copy_from_slice(&(n as u64).to_le_bytes());
-            for key in [
-                DedupeKey::delivery(&namespace, &id),
-                DedupeKey::mac(&namespace, &Tag::from_bytes(tag)),
-            ] {
-                let Ok(Claim::Fresh(token)) = store.claim(&key, LEASE).await else {
-                    panic!("delivery {n} is new");
-                };
-                let completed = store.complete(&key, token, RETAIN).await;
-                assert!(matches!(completed, Ok(true)), "delivery {n} completes");
-            }
+            let id = format!("dlv_{n:010}");
+            let mut message = [0x5a; 32];
+            message[..8].copy_from_slice(&(n as u64).to_le_bytes());
+            let keys =
+                DeliveryKeys::new(&namespace, Some(&id), &MessageDigest::from_bytes(message));
+            let token = ClaimToken::new(n as u64 + 1);
+            let claim = store.claim(&keys, token, LEASE).await;
+            assert!(matches!(claim, Ok(Claim::Fresh)), "delivery {n} is new");
+            let completed = store.complete(&keys, token, RETAIN).await;
+            assert!(matches!(completed, Ok(true)), "delivery {n} completes");
         }
     });
     let change = region.change();

@@ -168,6 +168,8 @@ async fn renew<S: DeliveryStore>(
 
 impl<S> fmt::Debug for Registration<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Registration").field("id", &self.id).finish()
+        f.debug_struct("Registration")
+            .field("id", &self.id)
+            .finish()
     }
 }

@@ -160,7 +160,10 @@ impl<S: DeliveryStore> ReceiverBuilder<S> {
         if !(MIN_STORE_TIMEOUT..=most).contains(&self.store_timeout) {
             return out_of_range(
                 "store_timeout",
-                format!("from 10 ms to a quarter of the lease ({} ms)", most.as_millis()),
+                format!(
+                    "from 10 ms to a quarter of the lease ({} ms)",
+                    most.as_millis()
+                ),
             );
         }
         let settings = Settings {
@@ -589,7 +592,10 @@ fn spawn_settle<S: DeliveryStore>(
 /// The call is polled before any timer exists: one that finishes on its first poll (the memory
 /// store's always do) costs no timer. A call that has to wait gets one from its first wait, so
 /// it stays bounded.
-pub(crate) async fn bounded<F: Future>(limit: Duration, mut call: Pin<&mut F>) -> Option<F::Output> {
+pub(crate) async fn bounded<F: Future>(
+    limit: Duration,
+    mut call: Pin<&mut F>,
+) -> Option<F::Output> {
     let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
     std::future::poll_fn(|cx| {
         if let Poll::Ready(output) = call.as_mut().poll(cx) {

@@ -406,7 +406,10 @@ mod tests {
         let keys = DeliveryKeys::new(&namespace, Some("dlv_42"), &message);
         let id = keys.id().expect("an id key");
         assert_eq!(id.as_str(), "ns-1.a_b:id:dlv_42");
-        assert_eq!(&id.digest()[..], &Sha256::digest(id.as_str().as_bytes())[..16]);
+        assert_eq!(
+            &id.digest()[..],
+            &Sha256::digest(id.as_str().as_bytes())[..16]
+        );
         assert_eq!(
             keys.message().as_str(),
             format!("ns-1.a_b:msg:{}", hex::encode(&message.as_bytes()[..16]))

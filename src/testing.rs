@@ -46,7 +46,9 @@ where
     Fut: Future<Output = S>,
 {
     let cases: [Case<S>; 16] = [
-        ("claim_is_exclusive", |s, n| Box::pin(claim_is_exclusive(s, n))),
+        ("claim_is_exclusive", |s, n| {
+            Box::pin(claim_is_exclusive(s, n))
+        }),
         ("either_key_in_flight_is_in_flight", |s, n| {
             Box::pin(either_key_in_flight_is_in_flight(s, n))
         }),
@@ -199,7 +201,10 @@ pub async fn either_key_in_flight_is_in_flight<S: DeliveryStore>(store: Arc<S>, 
 pub async fn concurrent_claims_have_one_winner<S: DeliveryStore>(store: Arc<S>, ns: Namespace) {
     let delivery = Arc::new(keys(&ns, Some("dlv_race"), "m_race"));
     let winners = race(&store, (0..64).map(|_| Arc::clone(&delivery)).collect()).await;
-    assert_eq!(winners, 1, "exactly one of 64 concurrent claims must be fresh");
+    assert_eq!(
+        winners, 1,
+        "exactly one of 64 concurrent claims must be fresh"
+    );
 }
 
 /// Claims that share only the message key (a replay under fresh ids, racing the original):
@@ -258,7 +263,10 @@ pub async fn claim_is_idempotent_for_its_token<S: DeliveryStore>(store: Arc<S>, 
     assert_eq!(claim(&*store, &delivery, token, LEASE).await, Claim::Fresh);
     assert_eq!(other(&*store, &delivery).await, Claim::InFlight);
     assert!(complete(&*store, &delivery, token, RETAIN).await);
-    assert_eq!(claim(&*store, &delivery, token, LEASE).await, Claim::Completed);
+    assert_eq!(
+        claim(&*store, &delivery, token, LEASE).await,
+        Claim::Completed
+    );
 }
 
 /// A claim whose caller gave up on the answer is taken back with the token it was written
@@ -367,7 +375,11 @@ pub async fn message_only_deliveries<S: DeliveryStore>(store: Arc<S>, ns: Namesp
     assert_eq!(other(&*store, &delivery).await, Claim::Replay);
 }
 
-fn receiver<S: DeliveryStore>(store: Arc<S>, clock: &Arc<ManualClock>, ns: Namespace) -> Receiver<S> {
+fn receiver<S: DeliveryStore>(
+    store: Arc<S>,
+    clock: &Arc<ManualClock>,
+    ns: Namespace,
+) -> Receiver<S> {
     let verifier = Verifier::builder()
         .secret("conformance", SECRET)
         .clock(Arc::clone(clock))

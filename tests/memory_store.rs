@@ -105,9 +105,8 @@ async fn a_refusing_store_never_forgets_early() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_receivers_on_one_store_handle_each_delivery_once() {
     let store = Arc::new(MemoryStore::new(capacity(10_000)));
-    let clock = Arc::new(
-        hookverify::ManualClock::from_unix(replicas::START_UNIX).expect("in range"),
-    );
+    let clock =
+        Arc::new(hookverify::ManualClock::from_unix(replicas::START_UNIX).expect("in range"));
     replicas::each_delivery_handled_once(Arc::clone(&store), store, clock).await;
 }
 

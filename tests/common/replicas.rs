@@ -178,18 +178,28 @@ pub(crate) async fn rotation_across_replicas_is_one_message<S: DeliveryStore>(a:
         headers
     };
 
-    match a.receive(&signed("dlv_rotation"), body).await.expect("receive") {
+    match a
+        .receive(&signed("dlv_rotation"), body)
+        .await
+        .expect("receive")
+    {
         Outcome::Fresh(guard) => {
             assert_eq!(guard.verified().secret_label(), "old");
             guard.complete().await.expect("complete");
         }
         Outcome::Duplicate(kind) => panic!("the first copy must be fresh, got {kind:?}"),
     }
-    let replay = b.receive(&signed("dlv_forged"), body).await.expect("receive");
+    let replay = b
+        .receive(&signed("dlv_forged"), body)
+        .await
+        .expect("receive");
     assert!(
         matches!(replay, Outcome::Duplicate(Duplicate::Replay)),
         "the same signed bytes on the other replica, under a fresh id, must be a replay"
     );
-    let retry = b.receive(&signed("dlv_rotation"), body).await.expect("receive");
+    let retry = b
+        .receive(&signed("dlv_rotation"), body)
+        .await
+        .expect("receive");
     assert!(matches!(retry, Outcome::Duplicate(Duplicate::Completed)));
 }
