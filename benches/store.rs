@@ -4,15 +4,17 @@
 //! cargo bench --bench store
 //! ```
 //!
-//! - `memory_store/claim_complete_evicting`: one `claim` of a new key then its `complete`. The
-//!   store is filled with 1,000,000 completed keys first and every timed claim pushes the least
-//!   recently used entry out, which is the steady state of a store in service: nothing else
-//!   reclaims entries, so a store older than its retention window is always full.
-//! - `memory_store/claim_duplicate`: one `claim` of a key the store holds (completed), the path
-//!   of a retry or a replay.
-//! - `receiver/claim_complete_evicting`: a whole verified delivery through [`Receiver`]: both
-//!   keys built (id and MAC), claimed and completed, on a full store (500,000 deliveries).
-//!   Verification is outside the timing (see the `verify` bench).
+//! - `memory_store/claim_complete_evicting`: one `claim` of a new delivery (its id key and its
+//!   message key) then its `complete`. The store is filled with 500,000 completed deliveries
+//!   first and every timed claim pushes the two least recently used entries out, which is the
+//!   steady state of a store in service: nothing else reclaims entries, so a store older than
+//!   its retention window is always full.
+//! - `memory_store/claim_duplicate`: one `claim` of a delivery the store holds (completed), the
+//!   path of a retry.
+//! - `receiver/claim_complete_evicting`: a whole verified delivery through [`Receiver`]: the
+//!   window checked again, the message digest computed over the body, both keys built, claimed
+//!   and completed, on a full store (500,000 deliveries). Verification is outside the timing
+//!   (see the `verify` bench).
 //!
 //! The async calls are driven by a current-thread Tokio runtime, entered once per sample (not
 //! per call): the store's futures are ready at once, so this times the store, not an executor.
@@ -25,13 +27,12 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration as StdDuration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use hookverify::store::{Claim, DedupeKey, Namespace};
+use hookverify::store::{Claim, ClaimToken, DeliveryKeys, MessageDigest, Namespace};
 use hookverify::{
-    DeliveryId, DeliveryStore, ManualClock, MemoryStore, Outcome, Receiver, Signer, Verified,
-    Verifier,
+    DeliveryStore, ManualClock, MemoryStore, Outcome, Receiver, Signer, Verified, Verifier,
 };
 use http::HeaderMap;
-use time::Duration;
+use std::time::Duration;
 use tokio::runtime::Runtime;
 
 /// Entries the store holds during every measurement: 1,000,000. `cargo test --benches` runs
@@ -42,8 +43,8 @@ static ENTRIES: LazyLock<usize> = LazyLock::new(|| {
     if benchmarking { 1_000_000 } else { 1_000 }
 });
 /// The receiver's defaults (tolerance 300 s): lease 30 s, retention 2 × 300 s + 30 s.
-const LEASE: Duration = Duration::seconds(30);
-const RETAIN: Duration = Duration::seconds(630);
+const LEASE: Duration = Duration::from_secs(30);
+const RETAIN: Duration = Duration::from_secs(630);
 const SECRET: &str = "whsec_bench";
 
 fn runtime() -> Runtime {
@@ -56,28 +57,30 @@ fn capacity() -> NonZeroUsize {
     NonZeroUsize::new(*ENTRIES).expect("non-zero")
 }
 
-fn delivery_key(n: usize) -> DedupeKey {
-    let id = DeliveryId::parse(format!("dlv_{n:010}").as_bytes()).expect("valid id");
-    DedupeKey::delivery(&Namespace::default(), &id)
+fn delivery_keys(n: usize) -> DeliveryKeys {
+    let id = format!("dlv_{n:010}");
+    let message = MessageDigest::of(&[id.as_bytes()]);
+    DeliveryKeys::new(&Namespace::default(), Some(&id), &message)
 }
 
-/// Claims a key that must be new, then completes it.
-async fn claim_complete(store: &MemoryStore, key: &DedupeKey) {
-    let Ok(Claim::Fresh(token)) = store.claim(key, LEASE).await else {
-        panic!("{key:?} must be new");
-    };
-    let completed = store.complete(key, token, RETAIN).await;
-    assert!(matches!(completed, Ok(true)), "{key:?} must complete");
+/// Claims a delivery that must be new, then completes it.
+async fn claim_complete(store: &MemoryStore, keys: &DeliveryKeys) {
+    let token = ClaimToken::new(1);
+    let claim = store.claim(keys, token, LEASE).await;
+    assert!(matches!(claim, Ok(Claim::Fresh)), "{keys:?} must be new");
+    let completed = store.complete(keys, token, RETAIN).await;
+    assert!(matches!(completed, Ok(true)), "{keys:?} must complete");
 }
 
-/// A full store and a ring of `ENTRIES + 1` keys, of which the store holds all but `next`.
+/// A full store and a ring of `ENTRIES / 2 + 1` deliveries, of which the store holds all but
+/// `next`.
 ///
-/// Claiming `keys[next]` evicts the least recently used entry, `keys[next + 1]` (cyclically),
-/// which becomes the next key: the ring never runs out of new keys.
+/// Claiming `keys[next]` evicts the least recently used delivery's two keys, `keys[next + 1]`
+/// (cyclically), which becomes the next one: the ring never runs out of new deliveries.
 struct Full {
     runtime: Runtime,
     store: MemoryStore,
-    keys: Vec<DedupeKey>,
+    keys: Vec<DeliveryKeys>,
     next: usize,
     timed_claims: u64,
 }
@@ -87,10 +90,11 @@ impl Full {
         let runtime = runtime();
         // The system clock, as in service: each call reads it once.
         let store = MemoryStore::new(capacity());
-        let keys: Vec<DedupeKey> = (0..=*ENTRIES).map(delivery_key).collect();
+        let deliveries = *ENTRIES / 2;
+        let keys: Vec<DeliveryKeys> = (0..=deliveries).map(delivery_keys).collect();
         runtime.block_on(async {
-            for key in &keys[..*ENTRIES] {
-                claim_complete(&store, key).await;
+            for delivery in &keys[..deliveries] {
+                claim_complete(&store, delivery).await;
             }
         });
         assert_eq!(store.len(), *ENTRIES);
@@ -99,7 +103,7 @@ impl Full {
             runtime,
             store,
             keys,
-            next: *ENTRIES,
+            next: deliveries,
             timed_claims: 0,
         }
     }
@@ -135,9 +139,9 @@ fn memory_store(c: &mut Criterion) {
         });
     });
     if let Some(full) = &full {
-        // Every timed claim was fresh and pushed one entry out: the store stayed full.
+        // Every timed claim was fresh and pushed two entries out: the store stayed full.
         assert_eq!(full.store.len(), *ENTRIES);
-        assert_eq!(full.store.evictions(), full.timed_claims);
+        assert_eq!(full.store.evictions(), 2 * full.timed_claims);
     }
 
     group.bench_function("claim_duplicate", |b| {
@@ -151,7 +155,8 @@ fn memory_store(c: &mut Criterion) {
                     let held = (full.next + 1..full.keys.len()).chain(0..full.next);
                     let start = Instant::now();
                     for at in held.take(usize::try_from(left).unwrap_or(usize::MAX)) {
-                        let claim = full.store.claim(black_box(&full.keys[at]), LEASE).await;
+                        let keys = black_box(&full.keys[at]);
+                        let claim = full.store.claim(keys, ClaimToken::new(2), LEASE).await;
                         assert!(matches!(claim, Ok(Claim::Completed)));
                         left -= 1;
                     }
@@ -195,7 +200,8 @@ impl Deliveries {
                     .verifier()
                     .verify(&headers, body.as_bytes())
                     .expect("verifies");
-                let Ok(Outcome::Fresh(guard)) = receiver.claim(verified).await else {
+                let Ok(Outcome::Fresh(guard)) = receiver.claim(verified, body.as_bytes()).await
+                else {
                     panic!("every delivery is new");
                 };
                 guard.complete().await.expect("completes");
@@ -235,15 +241,18 @@ fn receiver(c: &mut Criterion) {
             // Verified before the clock starts: only the claims are timed.
             let signed: Vec<_> = (first..d.next).map(|n| delivery(&d.signer, n)).collect();
             let verifier = d.receiver.verifier();
-            let mut batch: Vec<Verified<'_>> = signed
+            let mut batch: Vec<(Verified<'_>, &[u8])> = signed
                 .iter()
-                .map(|(headers, body)| verifier.verify(headers, body.as_bytes()).expect("verifies"))
+                .map(|(headers, body)| {
+                    let verified = verifier.verify(headers, body.as_bytes()).expect("verifies");
+                    (verified, body.as_bytes())
+                })
                 .collect();
             let elapsed = d.runtime.block_on(async {
                 let start = Instant::now();
-                for verified in batch.drain(..) {
-                    let Ok(Outcome::Fresh(guard)) = d.receiver.claim(black_box(verified)).await
-                    else {
+                for (verified, body) in batch.drain(..) {
+                    let claim = d.receiver.claim(black_box(verified), body).await;
+                    let Ok(Outcome::Fresh(guard)) = claim else {
                         panic!("every delivery is new");
                     };
                     guard.complete().await.expect("completes");

@@ -33,7 +33,9 @@ pub use signature::{MAX_SIGNATURE_HEADER_LEN, MAX_SIGNATURES, Tag};
 pub use store::{DeliveryStore, MemoryStore, StoreError};
 pub use stream::BodyVerifier;
 pub use timestamp::MAX_TIMESTAMP_LEN;
-pub use verifier::{DEFAULT_TOLERANCE, HeaderValues, Precheck, Verifier, VerifierBuilder};
+pub use verifier::{
+    DEFAULT_TOLERANCE, HeaderValues, MAX_TOLERANCE, Precheck, Verifier, VerifierBuilder,
+};
 
 /// Re-exported so that users name the same `time` types the API takes.
 pub use time;

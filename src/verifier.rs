@@ -20,6 +20,10 @@ use crate::timestamp::{self, MAX_TIMESTAMP_LEN, UnixNanos};
 /// The default tolerance: five minutes either way.
 pub const DEFAULT_TOLERANCE: Duration = Duration::seconds(300);
 
+/// The largest tolerance accepted: a day. Beyond it a captured request stays replayable for
+/// longer than any store is asked to remember it.
+pub const MAX_TOLERANCE: Duration = Duration::days(1);
+
 /// Checks that a delivery is genuine (its signature matches a configured secret) and fresh (its
 /// timestamp is inside the tolerance window).
 ///
@@ -480,6 +484,12 @@ impl VerifierBuilder {
         }
         if self.tolerance.is_negative() {
             return Err(ConfigError::NegativeTolerance);
+        }
+        if self.tolerance > MAX_TOLERANCE {
+            return Err(ConfigError::OutOfRange {
+                setting: "tolerance",
+                allowed: "from 0 to 1 day".into(),
+            });
         }
         let mut keyed: Vec<KeyedSecret> = Vec::with_capacity(self.secrets.len());
         for secret in self.secrets {

@@ -7,10 +7,6 @@
 
 use std::num::NonZeroUsize;
 
-/// Memory store entries by default: two per delivery, kept for the retention window (630 s
-/// with the default tolerance), so about 79 deliveries per second sustained.
-pub(crate) const DEFAULT_CAPACITY: NonZeroUsize = NonZeroUsize::MIN.saturating_add(99_999);
-
 /// The store `--store` names.
 pub(crate) enum StoreChoice {
     Memory(NonZeroUsize),
@@ -42,7 +38,9 @@ pub(crate) fn parse_store(
         redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], redis+unix:///PATH, and \
         postgres://USER[:PASSWORD]@HOST[:PORT]/DB (or postgresql://)";
     if text == "memory" {
-        return Ok(StoreChoice::Memory(capacity.unwrap_or(DEFAULT_CAPACITY)));
+        return Ok(StoreChoice::Memory(
+            capacity.unwrap_or(hookverify::store::memory::DEFAULT_CAPACITY),
+        ));
     }
     let Some((scheme, rest)) = text.split_once("://") else {
         return Err(SUPPORTED.into());
