@@ -1,6 +1,6 @@
 //! The baselines for the load test (`scripts/loadtest.sh`): a bare axum handler that reads the
 //! body and answers 200, with no verification; and, with `--layer SECRET`, the same handler
-//! behind `VerifyLayer` (verify, memory-store dedupe of CAPACITY entries, default 100,000), to
+//! behind `VerifyLayer` (verify, memory-store dedupe of CAPACITY keys, default 500,000), to
 //! measure the layer alone.
 //!
 //! `cargo run --release --features axum --example bare_receiver -- 127.0.0.1:18788 [--layer SECRET [CAPACITY]]`
@@ -20,7 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = match (args.next().as_deref(), args.next()) {
         (Some("--layer"), Some(secret)) => {
             // `serve`'s default capacity unless given.
-            let capacity: NonZeroUsize = args.next().as_deref().unwrap_or("100000").parse()?;
+            let capacity: NonZeroUsize = args.next().as_deref().unwrap_or("500000").parse()?;
             let verifier = Verifier::builder().secret("load", secret).build()?;
             let store = MemoryStore::new(capacity);
             let layer = VerifyLayer::new(Receiver::new(verifier, store));
