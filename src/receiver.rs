@@ -562,10 +562,13 @@ fn spawn_settle<S: DeliveryStore>(
             match tokio::time::timeout(settings.store_timeout, call).await {
                 Ok(Ok(done)) => {
                     if matches!(how, Settle::Complete) && !done {
-                        tracing::error!(
+                        // An earlier attempt that timed out may have landed after all.
+                        tracing::warn!(
                             target: "hookverify",
                             delivery_id = keys.delivery_id(),
-                            "claim lost before completion: it may have been handled twice"
+                            "the completion could not be confirmed: an attempt that timed out \
+                             recorded it, or the claim was lost and the delivery may have been \
+                             handled twice"
                         );
                     }
                     return;

@@ -27,7 +27,8 @@ pub mod redis;
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -48,17 +49,34 @@ impl ClaimToken {
         Self(raw)
     }
 
-    /// A random token.
+    /// A new token: distinct from every other this process makes, and random across processes
+    /// (a per-process random seed, read once from the OS, and a counter, mixed by a bijection:
+    /// no system call per claim).
     pub fn random() -> Result<Self, StoreError> {
-        let mut bytes = [0u8; 8];
-        getrandom::fill(&mut bytes).map_err(|e| StoreError::new(format!("no randomness: {e}")))?;
-        Ok(Self(u64::from_le_bytes(bytes)))
+        static SEED: OnceLock<Result<u64, String>> = OnceLock::new();
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let seed = SEED.get_or_init(|| {
+            let mut bytes = [0u8; 8];
+            getrandom::fill(&mut bytes)
+                .map(|()| u64::from_le_bytes(bytes))
+                .map_err(|e| format!("no randomness: {e}"))
+        });
+        let seed = seed.as_ref().map_err(|e| StoreError::new(e.clone()))?;
+        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+        Ok(Self(mix(seed.wrapping_add(count))))
     }
 
     /// The raw value, for storing.
     pub const fn get(self) -> u64 {
         self.0
     }
+}
+
+/// SplitMix64's finalizer: a bijection on `u64`, so distinct counters give distinct tokens.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// The answer to a claim.
@@ -417,6 +435,14 @@ mod tests {
         assert_eq!(keys.all().count(), 2);
         let anonymous = DeliveryKeys::new(&namespace, None, &message);
         assert_eq!(anonymous.all().collect::<Vec<_>>(), [keys.message()]);
+    }
+
+    #[test]
+    fn tokens_are_distinct() {
+        let tokens: std::collections::HashSet<u64> = (0..10_000)
+            .map(|_| ClaimToken::random().expect("randomness").get())
+            .collect();
+        assert_eq!(tokens.len(), 10_000);
     }
 
     #[test]
