@@ -1,5 +1,6 @@
-//! The Redis store against a real `redis-server`: the shared conformance suite, two receivers
-//! sharing one server, and an outage (fail closed, then recovery without rebuilding the store).
+//! The Redis store against a real `redis-server`: the shared conformance suite, the documented
+//! key layout, two receivers sharing one server, and an outage (fail closed, then recovery
+//! without rebuilding the store).
 //!
 //! Each test starts its own server (Debian package `redis-server`), or uses
 //! `HOOKVERIFY_TEST_REDIS_URL` when set.
@@ -11,24 +12,19 @@ mod replicas;
 mod servers;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hookverify::store::redis::RedisStore;
-use hookverify::store::{Claim, ClaimToken, DedupeKey, Namespace};
-use hookverify::{DeliveryId, DeliveryStore, Error, ManualClock, Receiver, Signer, Verifier};
-use time::Duration;
+use hookverify::store::{Claim, ClaimToken, DeliveryKeys, MessageDigest, Namespace};
+use hookverify::{DeliveryStore, Error, ManualClock, Outcome, Receiver, Signer, Verifier};
 
 use servers::RedisServer;
 
+const LEASE: Duration = Duration::from_secs(30);
+const RETAIN: Duration = Duration::from_secs(600);
+
 fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::from_unix(replicas::START_UNIX).expect("in range"))
-}
-
-fn key(namespace: &Namespace, id: &str) -> DedupeKey {
-    DedupeKey::delivery(
-        namespace,
-        &DeliveryId::parse(id.as_bytes()).expect("valid id"),
-    )
 }
 
 fn random_namespace(what: &str) -> Namespace {
@@ -36,96 +32,153 @@ fn random_namespace(what: &str) -> Namespace {
     Namespace::new(&format!("{what}-{token:016x}")).expect("valid namespace")
 }
 
+fn delivery(namespace: &Namespace, id: Option<&str>, message: &str) -> DeliveryKeys {
+    DeliveryKeys::new(namespace, id, &MessageDigest::of(&[message.as_bytes()]))
+}
+
+fn token() -> ClaimToken {
+    ClaimToken::random().expect("randomness")
+}
+
+async fn connect(url: &str) -> RedisStore {
+    RedisStore::connect(url).await.expect("connect")
+}
+
+async fn get(connection: &mut impl redis::aio::ConnectionLike, key: &str) -> Option<String> {
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(connection)
+        .await
+        .expect("GET")
+}
+
+async fn pttl(connection: &mut impl redis::aio::ConnectionLike, key: &str) -> i64 {
+    redis::cmd("PTTL")
+        .arg(key)
+        .query_async(connection)
+        .await
+        .expect("PTTL")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_store_conforms() {
     let server = RedisServer::start();
     let url = server.url().to_owned();
-    hookverify::testing::run_conformance(|clock| {
+    let started = Instant::now();
+    hookverify::testing::run_conformance(|| {
         let url = url.clone();
         async move {
-            RedisStore::connect(&url)
+            connect(&url)
                 .await
-                .expect("connect")
                 .prefix("hookverify-test:")
-                .clock(clock)
+                .expect("valid prefix")
         }
     })
     .await;
+    eprintln!("redis conformance: {:?}", started.elapsed());
 }
 
+/// Each key is a string, `held:<token>` then `done`, whose TTL is the lease, then the
+/// retention, as the server counts it; a released key is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn values_and_ttls_follow_the_documented_layout() {
     let server = RedisServer::start();
-    let clock = clock();
-    let store = RedisStore::connect(server.url())
+    let store = connect(server.url())
         .await
-        .expect("connect")
         .prefix("layout:")
-        .clock(Arc::clone(&clock));
+        .expect("valid prefix");
     let ns = random_namespace("layout");
-    let key = key(&ns, "dlv_layout");
-    let Ok(Claim::Fresh(token)) = store.claim(&key, Duration::seconds(30)).await else {
-        panic!("fresh claim expected");
-    };
+    let keys = delivery(&ns, Some("dlv_layout"), "m_layout");
+    let names = store.redis_keys(&keys);
+    let digest = hex::encode(&MessageDigest::of(&[b"m_layout"]).as_bytes()[..16]);
+    assert_eq!(
+        names,
+        [
+            format!("layout:{{{}}}:id:dlv_layout", ns.as_str()),
+            format!("layout:{{{}}}:msg:{digest}", ns.as_str()),
+        ]
+    );
     let mut raw = store.connection().clone();
-    let name = store.redis_key(&key);
-    assert!(name.starts_with("layout:"));
-    let (state, held_by, until): (String, String, i64) = redis::cmd("HMGET")
-        .arg(&name)
-        .arg("state")
-        .arg("token")
-        .arg("until")
-        .query_async(&mut raw)
-        .await
-        .expect("HMGET");
-    assert_eq!(state, "held");
-    assert_eq!(held_by, token.get().to_string());
-    assert_eq!(until, (replicas::START_UNIX + 30) * 1000);
-    // The TTL is relative (lease plus the 1 s slack), whatever the injected clock says.
-    let ttl: i64 = redis::cmd("PTTL")
-        .arg(&name)
-        .query_async(&mut raw)
-        .await
-        .expect("PTTL");
-    assert!((29_000..=31_000).contains(&ttl), "ttl {ttl}");
+
+    let owner = token();
+    assert_eq!(
+        store.claim(&keys, owner, LEASE).await.expect("claim"),
+        Claim::Fresh
+    );
+    let held = format!("held:{}", owner.get());
+    for name in &names {
+        let kind: String = redis::cmd("TYPE")
+            .arg(name)
+            .query_async(&mut raw)
+            .await
+            .expect("TYPE");
+        assert_eq!(kind, "string");
+        assert_eq!(get(&mut raw, name).await.as_deref(), Some(held.as_str()));
+        let ttl = pttl(&mut raw, name).await;
+        assert!((29_000..=30_000).contains(&ttl), "{name}: ttl {ttl}");
+    }
 
     assert!(
         store
-            .complete(&key, token, Duration::seconds(600))
+            .renew(&keys, owner, Duration::from_secs(90))
+            .await
+            .expect("renew")
+    );
+    for name in &names {
+        assert_eq!(get(&mut raw, name).await.as_deref(), Some(held.as_str()));
+        let ttl = pttl(&mut raw, name).await;
+        assert!((89_000..=90_000).contains(&ttl), "{name}: ttl {ttl}");
+    }
+
+    assert!(
+        store
+            .complete(&keys, owner, RETAIN)
             .await
             .expect("complete")
     );
-    let (state, held_by): (String, Option<String>) = redis::cmd("HMGET")
-        .arg(&name)
-        .arg("state")
-        .arg("token")
-        .query_async(&mut raw)
-        .await
-        .expect("HMGET");
-    assert_eq!((state.as_str(), held_by), ("done", None));
-    let ttl: i64 = redis::cmd("PTTL")
-        .arg(&name)
-        .query_async(&mut raw)
-        .await
-        .expect("PTTL");
-    assert!((599_000..=601_000).contains(&ttl), "ttl {ttl}");
+    for name in &names {
+        assert_eq!(get(&mut raw, name).await.as_deref(), Some("done"));
+        let ttl = pttl(&mut raw, name).await;
+        assert!((599_000..=600_000).contains(&ttl), "{name}: ttl {ttl}");
+    }
+    // A completed key is never released.
+    assert!(!store.release(&keys, owner).await.expect("release"));
+    assert_eq!(get(&mut raw, &names[0]).await.as_deref(), Some("done"));
+
+    // A released claim leaves no key behind.
+    let other = delivery(&ns, Some("dlv_released"), "m_released");
+    let released = token();
+    assert_eq!(
+        store.claim(&other, released, LEASE).await.expect("claim"),
+        Claim::Fresh
+    );
+    assert!(store.release(&other, released).await.expect("release"));
+    for name in store.redis_keys(&other) {
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(&name)
+            .query_async(&mut raw)
+            .await
+            .expect("EXISTS");
+        assert_eq!(exists, 0, "{name} outlived its release");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_receivers_sharing_redis_handle_each_delivery_once() {
     let server = RedisServer::start();
-    let clock = clock();
     // Two connection managers: as two processes would have.
-    let a = RedisStore::connect(server.url())
-        .await
-        .expect("connect")
-        .clock(Arc::clone(&clock));
-    let b = RedisStore::connect(server.url())
-        .await
-        .expect("connect")
-        .clock(Arc::clone(&clock));
-    let tally = replicas::each_delivery_handled_once(a, b, clock).await;
+    let a = connect(server.url()).await;
+    let b = connect(server.url()).await;
+    let tally = replicas::each_delivery_handled_once(a, b, clock()).await;
     eprintln!("redis replicas: {tally:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rotation_across_redis_replicas_is_one_message() {
+    let server = RedisServer::start();
+    let a = connect(server.url()).await;
+    let b = connect(server.url()).await;
+    replicas::rotation_across_replicas_is_one_message(a, b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -135,44 +188,39 @@ async fn outage_fails_closed_then_recovers_without_rebuilding() {
         eprintln!("skipped: HOOKVERIFY_TEST_REDIS_URL is set, and this test must stop the server");
         return;
     }
-    let clock = clock();
-    let bound = Duration::milliseconds(500);
-    let store = Arc::new(
-        RedisStore::connect(server.url())
-            .await
-            .expect("connect")
-            .clock(Arc::clone(&clock))
-            .timeout(bound),
-    );
+    let bound = Duration::from_millis(500);
+    let store = Arc::new(connect(server.url()).await.timeout(bound));
     let ns = random_namespace("outage");
-    let before = key(&ns, "dlv_before");
-    let Ok(Claim::Fresh(token)) = store.claim(&before, Duration::seconds(30)).await else {
-        panic!("fresh claim expected");
-    };
+    let before = delivery(&ns, Some("dlv_before"), "m_before");
+    let owner = token();
+    assert_eq!(
+        store.claim(&before, owner, LEASE).await.expect("claim"),
+        Claim::Fresh
+    );
 
     server.kill();
 
     // Every call fails, within the bound (plus scheduling slack), with a StoreError.
-    let during = key(&ns, "dlv_during");
+    let during = delivery(&ns, Some("dlv_during"), "m_during");
     for _ in 0..5 {
         let started = Instant::now();
-        assert!(store.claim(&during, Duration::seconds(30)).await.is_err());
-        assert!(
-            store
-                .complete(&before, token, Duration::seconds(600))
-                .await
-                .is_err()
-        );
-        assert!(store.release(&before, token).await.is_err());
-        assert!(started.elapsed() < std::time::Duration::from_secs(3));
+        assert!(store.claim(&during, token(), LEASE).await.is_err());
+        assert!(store.renew(&before, owner, LEASE).await.is_err());
+        assert!(store.complete(&before, owner, RETAIN).await.is_err());
+        assert!(store.release(&before, owner).await.is_err());
+        assert!(started.elapsed() < Duration::from_secs(3));
     }
     // A receiver fails closed: the delivery is not accepted.
+    let clock = clock();
     let verifier = Verifier::builder()
         .secret("outage", "whsec_outage")
         .clock(Arc::clone(&clock))
         .build()
         .expect("verifier");
-    let receiver = Receiver::<RedisStore>::new(verifier, Arc::clone(&store)).namespace(ns.clone());
+    let receiver = Receiver::<RedisStore>::builder(verifier, Arc::clone(&store))
+        .namespace(ns.clone())
+        .build()
+        .expect("receiver");
     let headers = Signer::new("whsec_outage")
         .expect("signer")
         .clock(Arc::clone(&clock))
@@ -185,41 +233,40 @@ async fn outage_fails_closed_then_recovers_without_rebuilding() {
         Ok(_) => panic!("a delivery was accepted while the store was down"),
     }
 
+    // The server comes back empty (no persistence), with an empty script cache.
     server.restart();
 
     // The same store recovers by itself once the server is back.
-    let after = key(&ns, "dlv_after");
+    let after = delivery(&ns, Some("dlv_after"), "m_after");
     let started = Instant::now();
-    let token = loop {
-        match store.claim(&after, Duration::seconds(30)).await {
-            Ok(Claim::Fresh(token)) => break token,
+    let owner = token();
+    loop {
+        match store.claim(&after, owner, LEASE).await {
+            Ok(Claim::Fresh) => break,
             Ok(other) => panic!("fresh claim expected, got {other:?}"),
             Err(error) => {
                 assert!(
-                    started.elapsed() < std::time::Duration::from_secs(20),
+                    started.elapsed() < Duration::from_secs(20),
                     "the store did not recover: {error}"
                 );
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-    };
+    }
     assert_eq!(
-        store
-            .claim(&after, Duration::seconds(30))
-            .await
-            .expect("claim"),
+        store.claim(&after, token(), LEASE).await.expect("claim"),
         Claim::InFlight
     );
     assert!(
         store
-            .complete(&after, token, Duration::seconds(600))
+            .complete(&after, owner, RETAIN)
             .await
             .expect("complete")
     );
-    assert!(matches!(
-        receiver.receive(&headers, b"{}").await.expect("receive"),
-        hookverify::Outcome::Fresh(_)
-    ));
+    match receiver.receive(&headers, b"{}").await.expect("receive") {
+        Outcome::Fresh(guard) => guard.complete().await.expect("complete"),
+        Outcome::Duplicate(kind) => panic!("fresh expected after recovery, got {kind:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,6 +275,6 @@ async fn an_unreachable_server_is_a_store_error_not_a_hang() {
     let started = Instant::now();
     let result = RedisStore::connect(&format!("redis://127.0.0.1:{port}/")).await;
     assert!(result.is_err(), "nothing listens on port {port}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(started.elapsed() < Duration::from_secs(5));
     assert!(RedisStore::connect("not a url").await.is_err());
 }

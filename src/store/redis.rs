@@ -2,134 +2,191 @@
 //!
 //! # Design
 //!
-//! Each call is one Lua script, run with `EVALSHA` (one round trip; after a server restart
-//! flushed the script cache, the first call also sends `SCRIPT LOAD` and retries). A bare
-//! `SET key token NX PX lease` would also claim in one round trip, but it cannot meet two of the
-//! [`DeliveryStore`] obligations:
-//!
-//! - **The injected clock.** `PX` expiry runs on the Redis server's clock, while the store must
-//!   judge expiry on the [`Clock`] it was given (the conformance suite moves a
-//!   [`ManualClock`](crate::ManualClock); a receiver's verifier and its store must agree on
-//!   "now"). So each key's value records when its lease or retention ends (`until`, Unix
-//!   milliseconds on the injected clock), and the scripts compare it with a `now` the store reads
-//!   from its clock and passes as an argument. Absolute server-side deadlines (`PEXPIREAT`)
-//!   would mix the two clocks, so none is used.
-//! - **Token fencing.** `complete` and `release` must check the owner's token and change the key
-//!   in the same step; a worker whose lease ran out must not release or complete the claim a
-//!   newer worker took since. A script reads and writes the key atomically.
-//!
-//! The relative TTL each script sets (`PEXPIRE`, the time left on the injected clock plus
-//! [`gc_slack`](RedisStore::gc_slack)) only bounds memory: it lets Redis drop keys nobody
-//! will look at again. It never decides an answer while the key lives. A key's TTL runs on real
-//! time, so under a clock that runs slower than real time (a test's manual clock standing still
-//! for longer than a lease or retention), a key can vanish before it expires on that clock;
-//! on the system clock the two agree up to the slack. An owner whose lease ran out more than
-//! the slack ago finds its key gone: `complete` and `release` answer `false`, exactly as if
-//! another worker had taken the delivery over.
+//! - **One round trip per call.** Each of `claim`, `renew`, `complete` and `release` is one Lua
+//!   script, sent with `EVALSHA` through [`redis::Script`]. Redis runs a script atomically, so
+//!   each call reads and writes all of a delivery's keys (its delivery id's key and its message
+//!   key) in one step: of any number of concurrent claims at most one is fresh, and a claim
+//!   takes both keys or neither. When the server does not know a script yet (first use, or
+//!   after a restart emptied its script cache) that call also sends `SCRIPT LOAD` and the
+//!   `EVALSHA` again: three round trips, once per script and server (on a cluster, `SCRIPT
+//!   LOAD` goes to every master).
+//! - **Time from the server.** Leases and retention are relative expiries (`SET … PX`,
+//!   `PEXPIRE`) that the Redis server counts on its own clock. No script reads a time from its
+//!   arguments; the receivers' clocks play no part in whether a claim is still held, so
+//!   replicas whose clocks disagree cannot shorten each other's leases. (The verifier's
+//!   timestamp window still uses each receiver's own clock: that is the provider's signature,
+//!   not the store.)
+//! - **Fencing by token.** The caller's [`ClaimToken`] is written into each held key; `renew`
+//!   and `complete` act only if every key still holds it, `release` deletes only the keys that
+//!   do. A worker whose lease ran out cannot touch the claim a newer worker took since, and a
+//!   completed key is never released.
 //!
 //! # Key layout
 //!
-//! One Redis hash per [`DedupeKey`], named `{prefix}{key}` (default prefix `hookverify:`, e.g.
-//! `hookverify:default:id:dlv_123` and `hookverify:default:mac:<32 hex digits>`), with fields:
+//! Each key of a delivery is one Redis string:
 //!
-//! | field | value |
-//! | --- | --- |
-//! | `state` | `held` (claimed) or `done` (completed) |
-//! | `token` | the owner's token in decimal, while `held` |
-//! | `until` | Unix milliseconds at which the lease or the retention ends |
+//! | Redis key | value | expiry |
+//! | --- | --- | --- |
+//! | `{prefix}{{namespace}}:id:{delivery id}` | `held:{token}` while claimed, `done` once completed | the lease (claim, renew), then the retention (complete) |
+//! | `{prefix}{{namespace}}:msg:{32 hex digits}` | the same | the same |
 //!
-//! A released key is deleted. Tokens are random 64-bit values ([`ClaimToken::random`]), so
-//! receivers in different processes never need to coordinate.
+//! for instance `hookverify:{default}:id:dlv_123` and `hookverify:{default}:msg:9f86…`. The
+//! token is written in decimal. A released key is deleted; an expired one is dropped by Redis.
+//!
+//! The scripts answer:
+//!
+//! - **claim** (`KEYS`: the id key if any, then the message key; `ARGV`: token, lease in ms):
+//!   `2` (completed) if the id key is `done`; `1` (in flight) if the id key is held by another
+//!   token; `1` if the message key is held by another token; `3` (replay) if the message key is
+//!   `done`; else both keys are set to `held:{token}` with `PX lease`, answer `0` (fresh). A key
+//!   held by the same token counts as free, so a claim retried with its token is fresh again.
+//! - **renew** (`ARGV`: token, lease in ms): `1` and `PEXPIRE lease` on every key if the token
+//!   holds all of them, else `0` and nothing changes.
+//! - **complete** (`ARGV`: token, retention in ms): `1` and every key set to `done` with
+//!   `PX retention` if the token holds all of them, else `0` and nothing changes.
+//! - **release** (`ARGV`: token): deletes each key the token still holds, answers how many.
 //!
 //! # Redis Cluster
 //!
-//! Every script touches exactly one key, declared in `KEYS`, so each call goes to the one node
-//! that owns that key's slot: the store works on Redis Cluster. With the `redis` crate's
-//! `cluster-async` feature enabled in your own `Cargo.toml`, pass a
-//! `redis::cluster_async::ClusterConnection` to [`RedisStore::new`]. Keep the prefix free of
-//! `{…}` hash tags, or every key lands in one slot (still correct, but on one node).
+//! A script may only touch keys in one hash slot. The namespace is each key's hash tag (the
+//! part between the first `{` and the next `}`, which alone decides the slot), so all keys of a
+//! delivery, and of its namespace, share one slot: every call is a single-node script. With
+//! the `redis` crate's `cluster-async` feature enabled in your own `Cargo.toml`, pass a
+//! `redis::cluster_async::ClusterConnection` to [`RedisStore::new`]; its client's own response
+//! timeout bounds each call too, so keep it at least the store's [`timeout`](RedisStore::timeout).
+//!
+//! The other side of that rule: **all of one namespace's keys live on one cluster node.** Load
+//! spreads over the nodes only across namespaces, for instance one per subscription or
+//! endpoint ([`ReceiverBuilder::namespace`](crate::ReceiverBuilder::namespace)). A single
+//! namespace gets one node's throughput and memory, however large the cluster. The prefix may
+//! not contain `{` or `}`, which would change the hash tag.
 //!
 //! # Durability
 //!
 //! Claims live as long as Redis keeps them. A Redis that restarts without persistence forgets
 //! completed deliveries, and their retries are handled again; run it with AOF
-//! (`appendonly yes`) where that matters.
+//! (`appendonly yes`; with the default `appendfsync everysec`, a crash can still lose the last
+//! second of writes). Replication is asynchronous: a claim or completion acknowledged by a
+//! primary that fails over before its replica received it is lost, and that delivery may be
+//! handled again. Give Redis a `maxmemory-policy` of `noeviction`: every key here has a TTL,
+//! so the `volatile-*` policies evict them as readily as the `allkeys-*` ones, and an evicted
+//! key is a forgotten delivery. Under `noeviction` a full Redis refuses new claims instead,
+//! and receivers fail closed.
 //!
 //! # Outages
 //!
-//! Every call is bounded by [`timeout`](RedisStore::timeout) (default 2 s); a connection error
-//! or a timeout is a [`StoreError`], so receivers fail closed (HTTP 503 in the Axum layer).
-//! [`ConnectionManager`] reconnects by itself: once the server is back, calls succeed again
-//! without rebuilding the store.
+//! Every call is bounded by [`timeout`](RedisStore::timeout) (default 2 s); a connection error,
+//! a server error or a timeout is a [`StoreError`], so receivers fail closed (the delivery is
+//! refused with a 503 and the provider retries). A claim that timed out may still land on the
+//! server later; the receiver releases it in the background with its token. The release goes
+//! out on the same multiplexed connection after the claim, so Redis runs the two in that order;
+//! only if the connection is replaced in between (a reconnect) can the claim land after its
+//! release, and then it holds until its lease ends. The [`ConnectionManager`] made by
+//! [`connect`](RedisStore::connect) reconnects by itself: once the server is back, calls
+//! succeed again without rebuilding the store.
 
 use std::fmt;
 use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::{FromRedisValue, Script, ScriptInvocation};
-use time::Duration;
 
-use crate::clock::{Clock, SystemClock};
+use crate::error::ConfigError;
 use crate::store::{
-    Claim, ClaimToken, DedupeKey, DeliveryStore, StoreError, deadline, millis, unix_ms,
+    Claim, ClaimToken, DedupeKey, DeliveryKeys, DeliveryStore, Namespace, StoreError, millis,
 };
 
 /// The key prefix unless configured otherwise.
 pub const DEFAULT_PREFIX: &str = "hookverify:";
 
 /// The bound on each store call unless configured otherwise.
-pub const DEFAULT_TIMEOUT: Duration = Duration::seconds(2);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How long a key outlives its expiry (on the injected clock) before Redis drops it, unless
-/// configured otherwise.
-pub const DEFAULT_GC_SLACK: Duration = Duration::seconds(1);
+/// The least bound on a store call: a shorter [`RedisStore::timeout`] is raised to it.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// The longest lease or retention written, in milliseconds (100 years): longer spans are cut to
+/// it, since Redis refuses an expiry that overflows its clock.
+const MAX_SPAN_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
 
 /// Answers of the claim script.
 const FRESH: i64 = 0;
 const IN_FLIGHT: i64 = 1;
 const COMPLETED: i64 = 2;
+const REPLAY: i64 = 3;
 
-/// `KEYS[1]` the key; `ARGV`: now (ms), until (ms), token, TTL (ms).
-/// Answers 0 (fresh: the key is now held by the token), 1 (in flight) or 2 (completed).
+/// `KEYS`: the id key (when the delivery has an id), then the message key.
+/// `ARGV`: the token, the lease in ms. Answers 0 fresh, 1 in flight, 2 completed, 3 replay.
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local v = redis.call('HMGET', KEYS[1], 'state', 'until')
-if v[1] and v[2] and tonumber(v[2]) > tonumber(ARGV[1]) then
-  if v[1] == 'done' then return 2 end
-  return 1
+local mine = 'held:' .. ARGV[1]
+local last = #KEYS
+if last == 2 then
+  local id = redis.call('GET', KEYS[1])
+  if id == 'done' then return 2 end
+  if id and id ~= mine then return 1 end
 end
-redis.call('HSET', KEYS[1], 'state', 'held', 'token', ARGV[3], 'until', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+local msg = redis.call('GET', KEYS[last])
+if msg == 'done' then return 3 end
+if msg and msg ~= mine then return 1 end
+for i = 1, last do
+  redis.call('SET', KEYS[i], mine, 'PX', ARGV[2])
+end
 return 0
 ",
     )
 });
 
-/// `KEYS[1]` the key; `ARGV`: token, until (ms), TTL (ms).
-/// Answers 1 if the token held the key (now completed), else 0.
-static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
+/// `KEYS`: the delivery's keys. `ARGV`: the token, the lease in ms.
+/// Answers 1 (every key's lease now ends a lease from now) if the token holds every key, else 0.
+static RENEW: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local v = redis.call('HMGET', KEYS[1], 'state', 'token')
-if v[1] ~= 'held' or v[2] ~= ARGV[1] then return 0 end
-redis.call('HDEL', KEYS[1], 'token')
-redis.call('HSET', KEYS[1], 'state', 'done', 'until', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local mine = 'held:' .. ARGV[1]
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) ~= mine then return 0 end
+end
+for i = 1, #KEYS do
+  redis.call('PEXPIRE', KEYS[i], ARGV[2])
+end
 return 1
 ",
     )
 });
 
-/// `KEYS[1]` the key; `ARGV`: token.
-/// Answers 1 if the token held the key (now deleted), else 0. A completed key is never released.
+/// `KEYS`: the delivery's keys. `ARGV`: the token, the retention in ms.
+/// Answers 1 (every key is now `done` for the retention) if the token holds every key, else 0.
+static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local mine = 'held:' .. ARGV[1]
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) ~= mine then return 0 end
+end
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], 'done', 'PX', ARGV[2])
+end
+return 1
+",
+    )
+});
+
+/// `KEYS`: the delivery's keys. `ARGV`: the token.
+/// Deletes each key the token holds (never a `done` one); answers how many.
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local v = redis.call('HMGET', KEYS[1], 'state', 'token')
-if v[1] ~= 'held' or v[2] ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-return 1
+local mine = 'held:' .. ARGV[1]
+local released = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == mine then
+    redis.call('DEL', KEYS[i])
+    released = released + 1
+  end
+end
+return released
 ",
     )
 });
@@ -143,7 +200,7 @@ return 1
 /// use hookverify::store::redis::RedisStore;
 /// use hookverify::{Receiver, Verifier};
 ///
-/// let store = RedisStore::connect("redis://127.0.0.1:6379/").await?.prefix("webhooks:");
+/// let store = RedisStore::connect("redis://127.0.0.1:6379/").await?.prefix("webhooks:")?;
 /// let verifier = Verifier::builder().secret("current", "whsec_example").build()?;
 /// let receiver = Receiver::new(verifier, store);
 /// # let _ = receiver;
@@ -153,9 +210,7 @@ return 1
 pub struct RedisStore<C = ConnectionManager> {
     connection: C,
     prefix: Arc<str>,
-    clock: Arc<dyn Clock>,
-    timeout: std::time::Duration,
-    gc_slack: Duration,
+    timeout: Duration,
 }
 
 impl RedisStore<ConnectionManager> {
@@ -164,21 +219,21 @@ impl RedisStore<ConnectionManager> {
     /// that reconnects by itself.
     ///
     /// Fails if the URL is invalid or the server cannot be reached within
-    /// [`DEFAULT_TIMEOUT`]. The manager's own connection and response timeouts are set to the
-    /// same bound; for other settings build a [`ConnectionManager`] yourself and use
-    /// [`RedisStore::new`].
+    /// [`DEFAULT_TIMEOUT`]. Each call is then bounded by [`timeout`](Self::timeout) alone (the
+    /// manager's own response timeout is off). For other settings build a
+    /// [`ConnectionManager`] yourself and use [`RedisStore::new`].
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let bound = DEFAULT_TIMEOUT.unsigned_abs();
+        let bound = DEFAULT_TIMEOUT;
         let client = ::redis::Client::open(url)
             .map_err(|e| StoreError::from_source("redis: invalid connection URL", e))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(bound))
-            .set_response_timeout(Some(bound))
+            .set_response_timeout(None)
             // Few, quick retries: a call waiting on a reconnection is bounded anyway, and a
             // failed reconnection is retried on the next call.
             .set_number_of_retries(2)
-            .set_min_delay(std::time::Duration::from_millis(50))
-            .set_max_delay(std::time::Duration::from_millis(500));
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
         let manager =
             tokio::time::timeout(bound, ConnectionManager::new_with_config(client, config))
                 .await
@@ -192,50 +247,42 @@ impl<C> RedisStore<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    /// A store over an existing connection (a [`ConnectionManager`], or a cluster connection),
-    /// with the default prefix, timeout and GC slack, on the system clock.
+    /// A store over an existing connection (a [`ConnectionManager`], a
+    /// `redis::cluster_async::ClusterConnection`, …), with the default prefix and timeout.
     ///
     /// The connection is cloned for each call, so it should be a cheap handle onto a shared,
-    /// multiplexed connection, as [`ConnectionManager`] is.
+    /// multiplexed connection, as both of those are.
     pub fn new(connection: C) -> Self {
         Self {
             connection,
             prefix: DEFAULT_PREFIX.into(),
-            clock: Arc::new(SystemClock),
-            timeout: DEFAULT_TIMEOUT.unsigned_abs(),
-            gc_slack: DEFAULT_GC_SLACK,
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 
-    /// Prepends `prefix` to every key, to keep this store's keys apart from other data in the
-    /// same database.
-    #[must_use]
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into().into();
-        self
+    /// Puts `prefix` in front of every key, to keep this store's keys apart from other data in
+    /// the same database (default [`DEFAULT_PREFIX`]).
+    ///
+    /// Fails if the prefix contains `{` or `}`: it would change the keys' hash tag, and with it
+    /// which keys share a Redis Cluster slot.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Result<Self, ConfigError> {
+        let prefix = prefix.into();
+        if prefix.contains(['{', '}']) {
+            return Err(ConfigError::OutOfRange {
+                setting: "redis key prefix",
+                allowed: "any text without `{` or `}`".into(),
+            });
+        }
+        self.prefix = prefix.into();
+        Ok(self)
     }
 
-    /// Judges expiry on `clock`. Give it the verifier's clock.
-    #[must_use]
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
-    /// Bounds each call: past `timeout` the call fails with a [`StoreError`] (a negative
-    /// duration counts as zero).
+    /// Bounds each call: past `timeout` the call fails with a [`StoreError`] (default
+    /// [`DEFAULT_TIMEOUT`]). A timeout shorter than [`MIN_TIMEOUT`] (1 ms), zero included, is
+    /// raised to it: a zero bound would fail every call.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout.max(Duration::ZERO).unsigned_abs();
-        self
-    }
-
-    /// How long a key outlives its expiry before Redis drops it (a negative duration counts as
-    /// zero). Only memory depends on it; raise it if the receivers' clocks and the Redis
-    /// server's clock run at noticeably different rates.
-    #[must_use]
-    pub fn gc_slack(mut self, slack: Duration) -> Self {
-        self.gc_slack = slack.max(Duration::ZERO);
+        self.timeout = timeout.max(MIN_TIMEOUT);
         self
     }
 
@@ -244,27 +291,53 @@ where
         &self.prefix
     }
 
+    /// The bound on each call.
+    pub fn call_timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The connection.
     pub fn connection(&self) -> &C {
         &self.connection
     }
 
-    /// The Redis key that holds `key`.
-    pub fn redis_key(&self, key: &DedupeKey) -> String {
-        let mut name = String::with_capacity(self.prefix.len() + key.as_str().len());
+    /// The Redis keys that hold a delivery, in the order the scripts take them (the delivery
+    /// id's key first, when there is one, then the message key): for inspecting the store.
+    pub fn redis_keys(&self, keys: &DeliveryKeys) -> Vec<String> {
+        keys.all()
+            .map(|key| self.redis_key(keys.namespace(), key))
+            .collect()
+    }
+
+    /// `{prefix}{{namespace}}{rest of the key}`: the namespace is the hash tag.
+    fn redis_key(&self, namespace: &Namespace, key: &DedupeKey) -> String {
+        let ns = namespace.as_str();
+        let text = key.as_str();
+        // Every key of a `DeliveryKeys` starts with its namespace (see `DeliveryKeys::new`).
+        debug_assert!(text.starts_with(ns));
+        let rest = text.strip_prefix(ns).unwrap_or(text);
+        let mut name = String::with_capacity(self.prefix.len() + ns.len() + 2 + rest.len());
         name.push_str(&self.prefix);
-        name.push_str(key.as_str());
+        name.push('{');
+        name.push_str(ns);
+        name.push('}');
+        name.push_str(rest);
         name
     }
 
-    fn now_ms(&self) -> i64 {
-        unix_ms(self.clock.unix_nanos())
-    }
-
-    /// The TTL of a key that expires at `until_ms`, judged at `now_ms`: at least 1 ms.
-    fn ttl_ms(&self, now_ms: i64, until_ms: i64) -> i64 {
-        let slack = millis(self.gc_slack);
-        until_ms.saturating_sub(now_ms).saturating_add(slack).max(1)
+    /// An invocation of `script` over all of the delivery's keys, with the token as `ARGV[1]`.
+    fn invocation<'s>(
+        &self,
+        script: &'s Script,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+    ) -> ScriptInvocation<'s> {
+        let mut invocation = script.prepare_invoke();
+        for key in keys.all() {
+            invocation.key(self.redis_key(keys.namespace(), key));
+        }
+        invocation.arg(token.get());
+        invocation
     }
 
     async fn run<T: FromRedisValue>(
@@ -284,65 +357,73 @@ where
     }
 }
 
+/// A lease or retention in whole milliseconds, from 1 ms to 100 years.
+fn span_ms(span: Duration) -> i64 {
+    millis(span).min(MAX_SPAN_MS)
+}
+
 impl<C> DeliveryStore for RedisStore<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    async fn claim(&self, key: &DedupeKey, lease: Duration) -> Result<Claim, StoreError> {
-        let token = ClaimToken::random()?;
-        let now_ms = self.now_ms();
-        let until_ms = deadline(now_ms, lease);
-        let mut invocation = CLAIM.key(self.redis_key(key));
-        invocation
-            .arg(now_ms)
-            .arg(until_ms)
-            .arg(token.get())
-            .arg(self.ttl_ms(now_ms, until_ms));
+    async fn claim(
+        &self,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        let mut invocation = self.invocation(&CLAIM, keys, token);
+        invocation.arg(span_ms(lease));
         match self.run::<i64>("claim", &invocation).await? {
-            FRESH => Ok(Claim::Fresh(token)),
+            FRESH => Ok(Claim::Fresh),
             IN_FLIGHT => Ok(Claim::InFlight),
             COMPLETED => Ok(Claim::Completed),
+            REPLAY => Ok(Claim::Replay),
             other => Err(StoreError::new(format!(
                 "redis: unexpected answer {other} to a claim"
             ))),
         }
     }
 
+    async fn renew(
+        &self,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = self.invocation(&RENEW, keys, token);
+        invocation.arg(span_ms(lease));
+        Ok(self.run::<i64>("renew", &invocation).await? == 1)
+    }
+
     async fn complete(
         &self,
-        key: &DedupeKey,
+        keys: &DeliveryKeys,
         token: ClaimToken,
         retain: Duration,
     ) -> Result<bool, StoreError> {
-        let now_ms = self.now_ms();
-        let until_ms = deadline(now_ms, retain);
-        let mut invocation = COMPLETE.key(self.redis_key(key));
-        invocation
-            .arg(token.get())
-            .arg(until_ms)
-            .arg(self.ttl_ms(now_ms, until_ms));
+        let mut invocation = self.invocation(&COMPLETE, keys, token);
+        invocation.arg(span_ms(retain));
         Ok(self.run::<i64>("complete", &invocation).await? == 1)
     }
 
-    async fn release(&self, key: &DedupeKey, token: ClaimToken) -> Result<bool, StoreError> {
-        let mut invocation = RELEASE.key(self.redis_key(key));
-        invocation.arg(token.get());
-        Ok(self.run::<i64>("release", &invocation).await? == 1)
+    async fn release(&self, keys: &DeliveryKeys, token: ClaimToken) -> Result<bool, StoreError> {
+        let invocation = self.invocation(&RELEASE, keys, token);
+        Ok(self.run::<i64>("release", &invocation).await? > 0)
     }
 }
 
+/// Shows the prefix and the timeout, never the connection (its address may carry a password).
 impl<C> fmt::Debug for RedisStore<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
             .field("prefix", &self.prefix)
-            .field("clock", &self.clock)
             .field("timeout", &self.timeout)
-            .field("gc_slack", &self.gc_slack)
             .finish_non_exhaustive()
     }
 }
 
-fn timeout_message(call: &str, bound: std::time::Duration) -> String {
+fn timeout_message(call: &str, bound: Duration) -> String {
     format!(
         "redis: {call} got no answer within {} ms",
         bound.as_millis()
@@ -352,27 +433,57 @@ fn timeout_message(call: &str, bound: std::time::Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::MessageDigest;
 
-    #[test]
-    fn ttls_are_relative_positive_and_include_the_slack() {
-        let store = RedisStore::new(Never).gc_slack(Duration::seconds(1));
-        assert_eq!(store.ttl_ms(1_000, 31_000), 31_000);
-        assert_eq!(store.ttl_ms(1_000, 1_000), 1_000);
-        let tight = RedisStore::new(Never).gc_slack(Duration::ZERO);
-        assert_eq!(tight.ttl_ms(5_000, 1_000), 1);
-        assert_eq!(tight.ttl_ms(i64::MIN, i64::MAX), i64::MAX);
+    fn delivery(id: Option<&str>) -> DeliveryKeys {
+        let namespace = Namespace::new("sub-1.a_b").expect("valid namespace");
+        DeliveryKeys::new(&namespace, id, &MessageDigest::of(&[b"1764000000.{}"]))
     }
 
     #[test]
-    fn keys_carry_the_prefix() {
-        let store = RedisStore::new(Never).prefix("app:");
-        let id = crate::DeliveryId::parse(b"dlv_1").expect("valid id");
-        let key = DedupeKey::delivery(&crate::store::Namespace::default(), &id);
-        assert_eq!(store.redis_key(&key), "app:default:id:dlv_1");
+    fn keys_share_the_namespace_as_hash_tag() {
+        let store = RedisStore::new(Never).prefix("app:").expect("valid prefix");
+        let keys = delivery(Some("dlv_{1}"));
+        let digest = hex::encode(&MessageDigest::of(&[b"1764000000.{}"]).as_bytes()[..16]);
+        assert_eq!(
+            store.redis_keys(&keys),
+            [
+                "app:{sub-1.a_b}:id:dlv_{1}".to_owned(),
+                format!("app:{{sub-1.a_b}}:msg:{digest}"),
+            ]
+        );
+        assert_eq!(store.redis_keys(&delivery(None)).len(), 1);
+    }
+
+    #[test]
+    fn prefixes_with_braces_are_refused() {
+        for prefix in ["{", "}", "a{b}:", "{}"] {
+            assert!(RedisStore::new(Never).prefix(prefix).is_err(), "{prefix}");
+        }
+        let store = RedisStore::new(Never)
+            .prefix("")
+            .expect("an empty prefix is fine");
+        assert_eq!(store.key_prefix(), "");
+    }
+
+    #[test]
+    fn timeouts_are_at_least_a_millisecond_and_spans_bounded() {
+        let store = RedisStore::new(Never).timeout(Duration::ZERO);
+        assert_eq!(store.call_timeout(), MIN_TIMEOUT);
+        assert_eq!(span_ms(Duration::ZERO), 1);
+        assert_eq!(span_ms(Duration::from_secs(30)), 30_000);
+        assert_eq!(span_ms(Duration::MAX), MAX_SPAN_MS);
+    }
+
+    #[test]
+    fn debug_shows_no_connection() {
+        let shown = format!("{:?}", RedisStore::new(Never));
+        assert!(shown.contains("hookverify:"), "{shown}");
+        assert!(!shown.contains("Never"), "{shown}");
     }
 
     /// A connection for tests that never reach a server.
-    #[derive(Clone)]
+    #[derive(Clone, Debug)]
     struct Never;
 
     impl ConnectionLike for Never {
