@@ -1,5 +1,5 @@
-//! Criterion benchmarks of the networked stores: one `claim` of a new key then its `complete`,
-//! against a Redis and a PostgreSQL server on loopback.
+//! Criterion benchmarks of the networked stores: one `claim` of a new delivery (its id's key and
+//! its message key) then its `complete`, against a Redis and a PostgreSQL server on loopback.
 //!
 //! ```text
 //! cargo bench --bench stores --features redis,postgres
@@ -19,21 +19,20 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration as StdDuration, Instant};
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hookverify::DeliveryStore;
 use hookverify::store::postgres::PostgresStore;
 use hookverify::store::redis::RedisStore;
-use hookverify::store::{Claim, ClaimToken, DedupeKey, Namespace};
-use time::Duration;
+use hookverify::store::{Claim, ClaimToken, DeliveryKeys, MessageDigest, Namespace};
 use tokio::runtime::Runtime;
 
 #[path = "../tests/common/servers.rs"]
 mod servers;
 
-const LEASE: Duration = Duration::seconds(30);
-const RETAIN: Duration = Duration::seconds(630);
+const LEASE: Duration = Duration::from_secs(30);
+const RETAIN: Duration = Duration::from_secs(630);
 const TASKS: u64 = 32;
 
 fn runtime() -> Runtime {
@@ -44,7 +43,7 @@ fn runtime() -> Runtime {
         .expect("a multi-threaded runtime")
 }
 
-/// New keys, never claimed before (a random namespace per run).
+/// New deliveries, never claimed before (a random namespace per run).
 struct Keys {
     namespace: Namespace,
     next: AtomicU64,
@@ -59,19 +58,23 @@ impl Keys {
         }
     }
 
-    fn next(&self) -> DedupeKey {
+    fn next(&self) -> DeliveryKeys {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let id = hookverify::DeliveryId::parse(format!("dlv_{n:012}").as_bytes()).expect("id");
-        DedupeKey::delivery(&self.namespace, &id)
+        let id = format!("dlv_{n:012}");
+        let message = MessageDigest::of(&[b"1764000000.", id.as_bytes()]);
+        DeliveryKeys::new(&self.namespace, Some(&id), &message)
     }
 }
 
-async fn claim_complete<S: DeliveryStore>(store: &S, key: &DedupeKey) {
-    let Claim::Fresh(token) = store.claim(key, LEASE).await.expect("claim") else {
-        panic!("a new key must be fresh");
-    };
+async fn claim_complete<S: DeliveryStore>(store: &S, keys: &DeliveryKeys) {
+    let token = ClaimToken::random().expect("randomness");
+    assert_eq!(
+        store.claim(keys, token, LEASE).await.expect("claim"),
+        Claim::Fresh,
+        "a new delivery must be fresh"
+    );
     assert!(
-        store.complete(key, token, RETAIN).await.expect("complete"),
+        store.complete(keys, token, RETAIN).await.expect("complete"),
         "the owner completes"
     );
 }
@@ -82,13 +85,13 @@ fn bench_store<S: DeliveryStore>(c: &mut Criterion, name: &str, runtime: &Runtim
     let mut group = c.benchmark_group(format!("{name}/claim_complete"));
     group.throughput(Throughput::Elements(1));
     group.sample_size(20);
-    group.measurement_time(StdDuration::from_secs(10));
+    group.measurement_time(Duration::from_secs(10));
 
     group.bench_function("sequential", |b| {
         b.iter_custom(|iters| {
             runtime.block_on(async {
                 // Keys are built outside the timing.
-                let batch: Vec<DedupeKey> = (0..iters).map(|_| keys.next()).collect();
+                let batch: Vec<DeliveryKeys> = (0..iters).map(|_| keys.next()).collect();
                 let started = Instant::now();
                 for key in &batch {
                     claim_complete(&*store, key).await;
@@ -101,7 +104,7 @@ fn bench_store<S: DeliveryStore>(c: &mut Criterion, name: &str, runtime: &Runtim
     group.bench_function(format!("concurrent_{TASKS}"), |b| {
         b.iter_custom(|iters| {
             runtime.block_on(async {
-                let batches: Vec<Vec<DedupeKey>> = (0..TASKS)
+                let batches: Vec<Vec<DeliveryKeys>> = (0..TASKS)
                     .map(|task| {
                         let share = iters / TASKS + u64::from(task < iters % TASKS);
                         (0..share).map(|_| keys.next()).collect()
