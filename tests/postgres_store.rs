@@ -1,9 +1,10 @@
 //! The PostgreSQL store against a real server: the shared conformance suite, two receivers
 //! sharing one database, an outage (fail closed, then recovery without rebuilding the store),
-//! completions inside the caller's transaction, and cleanup.
+//! completions and claims inside the caller's transaction, and cleanup.
 //!
 //! Each test starts its own server (Debian package `postgresql`), or uses
-//! `HOOKVERIFY_TEST_POSTGRES_URL` when set.
+//! `HOOKVERIFY_TEST_POSTGRES_URL` when set. Leases and retention run on the server's clock, so
+//! the tests that need one to end use short ones and wait for real.
 #![cfg(all(feature = "postgres", feature = "testing"))]
 
 #[path = "common/replicas.rs"]
@@ -12,59 +13,68 @@ mod replicas;
 mod servers;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hookverify::store::postgres::PostgresStore;
-use hookverify::store::{Claim, ClaimToken, DedupeKey, Namespace};
+use hookverify::store::{Claim, ClaimToken, DeliveryKeys, MessageDigest, Namespace};
 use hookverify::{
-    DeliveryId, DeliveryStore, Error, ManualClock, Outcome, Receiver, Signer, Verifier,
+    DeliveryStore, Duplicate, Error, ManualClock, Outcome, Receiver, Signer, Verifier,
 };
-use time::Duration;
 
 use servers::PostgresServer;
 
-const LEASE: Duration = Duration::seconds(30);
-const RETAIN: Duration = Duration::seconds(600);
+const LEASE: Duration = Duration::from_secs(30);
+const RETAIN: Duration = Duration::from_secs(600);
+/// A lease or retention meant to end during a test.
+const SHORT: Duration = Duration::from_secs(1);
+/// Long enough past [`SHORT`] for it to have ended on the server.
+const PAST_SHORT: Duration = Duration::from_millis(1_300);
 
 fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::from_unix(replicas::START_UNIX).expect("in range"))
 }
 
-fn key(namespace: &Namespace, id: &str) -> DedupeKey {
-    DedupeKey::delivery(
+fn keys(namespace: &Namespace, id: &str) -> DeliveryKeys {
+    DeliveryKeys::new(
         namespace,
-        &DeliveryId::parse(id.as_bytes()).expect("valid id"),
+        Some(id),
+        &MessageDigest::of(&[b"message of ", id.as_bytes()]),
     )
 }
 
+fn token() -> ClaimToken {
+    ClaimToken::random().expect("randomness")
+}
+
 fn random_name(what: &str) -> String {
-    let token = ClaimToken::random().expect("randomness").get();
-    format!("{what}_{token:016x}")
+    format!("{what}_{:016x}", token().get())
 }
 
 fn random_namespace(what: &str) -> Namespace {
     Namespace::new(&random_name(what)).expect("valid namespace")
 }
 
-/// A migrated store on `server`, on `clock`.
-async fn store(server: &PostgresServer, clock: &Arc<ManualClock>) -> PostgresStore {
-    let store = PostgresStore::connect(server.url())
-        .await
-        .expect("connect")
-        .clock(Arc::clone(clock));
+/// A migrated store on `server`.
+async fn store(server: &PostgresServer) -> PostgresStore {
+    let store = PostgresStore::connect(server.url()).await.expect("connect");
     store.migrate().await.expect("migrate");
     store
 }
 
-async fn claim(store: &PostgresStore, key: &DedupeKey) -> Claim {
-    store.claim(key, LEASE).await.expect("claim")
+async fn claim(store: &PostgresStore, keys: &DeliveryKeys) -> Claim {
+    store.claim(keys, token(), LEASE).await.expect("claim")
 }
 
-async fn fresh(store: &PostgresStore, key: &DedupeKey) -> ClaimToken {
-    match claim(store, key).await {
-        Claim::Fresh(token) => token,
+async fn fresh_for(store: &PostgresStore, keys: &DeliveryKeys, lease: Duration) -> ClaimToken {
+    let token = token();
+    match store.claim(keys, token, lease).await.expect("claim") {
+        Claim::Fresh => token,
         other => panic!("fresh claim expected, got {other:?}"),
     }
+}
+
+async fn fresh(store: &PostgresStore, keys: &DeliveryKeys) -> ClaimToken {
+    fresh_for(store, keys, LEASE).await
 }
 
 /// A table for a test's own effects (a fresh name, so a shared server needs no cleanup).
@@ -87,19 +97,44 @@ async fn effects(store: &PostgresStore, table: &str) -> i64 {
         .get(0)
 }
 
+/// Rows of the namespace in the store's table.
+async fn rows(store: &PostgresStore, ns: &Namespace) -> i64 {
+    let client = store.pool().get().await.expect("connection");
+    client
+        .query_one(
+            "SELECT count(*) FROM hookverify_deliveries WHERE key LIKE $1",
+            &[&format!("{}:%", ns.as_str())],
+        )
+        .await
+        .expect("count")
+        .get(0)
+}
+
+fn verifier(secret: &str, clock: &Arc<ManualClock>) -> Verifier {
+    Verifier::builder()
+        .secret("current", secret)
+        .clock(Arc::clone(clock))
+        .build()
+        .expect("verifier")
+}
+
+fn signed(secret: &str, clock: &Arc<ManualClock>, id: &str, body: &[u8]) -> http::HeaderMap {
+    Signer::new(secret)
+        .expect("signer")
+        .clock(Arc::clone(clock))
+        .sign(id, body)
+        .header_map()
+        .expect("headers")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_store_conforms() {
     let server = PostgresServer::start();
-    store(&server, &clock()).await;
+    store(&server).await;
     let url = server.url().to_owned();
-    hookverify::testing::run_conformance(|clock| {
+    hookverify::testing::run_conformance(|| {
         let url = url.clone();
-        async move {
-            PostgresStore::connect(&url)
-                .await
-                .expect("connect")
-                .clock(clock)
-        }
+        async move { PostgresStore::connect(&url).await.expect("connect") }
     })
     .await;
 }
@@ -125,15 +160,62 @@ async fn migration_is_idempotent_and_concurrent_safe() {
         .expect("the documented SQL runs as is");
 }
 
+/// A table made by the previous version (completed rows without a token, a check on that) is
+/// upgraded in place, and its completed deliveries are still remembered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migration_upgrades_the_previous_table() {
+    let server = PostgresServer::start();
+    let store = PostgresStore::connect(server.url()).await.expect("connect");
+    let ns = random_namespace("upgrade");
+    let done = keys(&ns, "dlv_done_before");
+    {
+        let client = store.pool().get().await.expect("connection");
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS hookverify_deliveries (
+                    key text PRIMARY KEY, token bigint, until_ms bigint NOT NULL,
+                    completed boolean NOT NULL DEFAULT false,
+                    CONSTRAINT hookverify_deliveries_state CHECK (completed = (token IS NULL)));",
+            )
+            .await
+            .expect("old table");
+        let id = done.id().expect("an id").as_str();
+        client
+            .execute(
+                "INSERT INTO hookverify_deliveries (key, token, until_ms, completed)
+                 VALUES ($1, NULL, (extract(epoch FROM now()) * 1000)::bigint + 600000, true)",
+                &[&id],
+            )
+            .await
+            .expect("old row");
+    }
+    store.migrate().await.expect("migrate");
+    assert_eq!(claim(&store, &done).await, Claim::Completed);
+    let token = fresh(&store, &keys(&ns, "dlv_after")).await;
+    assert!(
+        store
+            .complete(&keys(&ns, "dlv_after"), token, RETAIN)
+            .await
+            .expect("complete")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_receivers_sharing_postgres_handle_each_delivery_once() {
     let server = PostgresServer::start();
-    let clock = clock();
     // Two pools: as two processes would have.
-    let a = store(&server, &clock).await;
-    let b = store(&server, &clock).await;
-    let tally = replicas::each_delivery_handled_once(a, b, clock).await;
+    let a = store(&server).await;
+    let b = store(&server).await;
+    let tally = replicas::each_delivery_handled_once(a, b, clock()).await;
     eprintln!("postgres replicas: {tally:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rotation_across_replicas_sharing_postgres_is_one_message() {
+    let server = PostgresServer::start();
+    let a = store(&server).await;
+    let b = store(&server).await;
+    replicas::rotation_across_replicas_is_one_message(a, b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -146,38 +228,29 @@ async fn outage_fails_closed_then_recovers_without_rebuilding() {
         return;
     }
     let clock = clock();
-    let store = Arc::new(
-        store(&server, &clock)
-            .await
-            .timeout(Duration::milliseconds(500)),
-    );
+    let store = Arc::new(store(&server).await.timeout(Duration::from_millis(500)));
     let ns = random_namespace("outage");
-    let before = key(&ns, "dlv_before");
+    let before = keys(&ns, "dlv_before");
     let token = fresh(&store, &before).await;
 
     server.kill();
 
-    let during = key(&ns, "dlv_during");
+    let during = keys(&ns, "dlv_during");
     for _ in 0..5 {
         let started = Instant::now();
-        assert!(store.claim(&during, LEASE).await.is_err());
+        assert!(store.claim(&during, self::token(), LEASE).await.is_err());
+        assert!(store.renew(&before, token, LEASE).await.is_err());
         assert!(store.complete(&before, token, RETAIN).await.is_err());
         assert!(store.release(&before, token).await.is_err());
-        assert!(started.elapsed() < std::time::Duration::from_secs(3));
+        assert!(started.elapsed() < Duration::from_secs(3));
     }
-    let verifier = Verifier::builder()
-        .secret("outage", "whsec_outage")
-        .clock(Arc::clone(&clock))
-        .build()
-        .expect("verifier");
     let receiver =
-        Receiver::<PostgresStore>::new(verifier, Arc::clone(&store)).namespace(ns.clone());
-    let headers = Signer::new("whsec_outage")
-        .expect("signer")
-        .clock(Arc::clone(&clock))
-        .sign("dlv_outage", b"{}")
-        .header_map()
-        .expect("headers");
+        Receiver::<PostgresStore>::builder(verifier("whsec_outage", &clock), Arc::clone(&store))
+            .namespace(ns.clone())
+            .store_timeout(Duration::from_millis(500))
+            .build()
+            .expect("receiver");
+    let headers = signed("whsec_outage", &clock, "dlv_outage", b"{}");
     match receiver.receive(&headers, b"{}").await {
         Err(error @ Error::StoreUnavailable(_)) => assert_eq!(error.kind(), "store_unavailable"),
         Err(other) => panic!("expected store_unavailable, got {other}"),
@@ -188,15 +261,18 @@ async fn outage_fails_closed_then_recovers_without_rebuilding() {
 
     let started = Instant::now();
     loop {
-        match store.claim(&key(&ns, "dlv_after"), LEASE).await {
-            Ok(Claim::Fresh(_)) => break,
+        match store
+            .claim(&keys(&ns, "dlv_after"), self::token(), LEASE)
+            .await
+        {
+            Ok(Claim::Fresh) => break,
             Ok(other) => panic!("fresh claim expected, got {other:?}"),
             Err(error) => {
                 assert!(
-                    started.elapsed() < std::time::Duration::from_secs(20),
+                    started.elapsed() < Duration::from_secs(20),
                     "the store did not recover: {error}"
                 );
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
@@ -216,17 +292,18 @@ async fn outage_fails_closed_then_recovers_without_rebuilding() {
     ));
 }
 
-/// The recipe: claim with the pool, do the work and `complete_in` inside one transaction.
-/// Rolled back, nothing is recorded and the claim is released; committed, the delivery is
-/// completed together with its effect.
+/// The recipe with the store alone: claim, do the work and `complete_in` inside one
+/// transaction. Rolled back, nothing is recorded and the claim is released; committed, the
+/// delivery is completed together with its effect, and a later `complete` with the same
+/// token (the guard's) confirms it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn completion_commits_or_rolls_back_with_the_callers_transaction() {
     let server = PostgresServer::start();
-    let store = store(&server, &clock()).await;
+    let store = store(&server).await;
     let table = effects_table(&store).await;
-    let key = key(&random_namespace("recipe"), "dlv_recipe");
+    let keys = keys(&random_namespace("recipe"), "dlv_recipe");
 
-    let token = fresh(&store, &key).await;
+    let token = fresh(&store, &keys).await;
     {
         let mut client = store.pool().get().await.expect("connection");
         let tx = client.transaction().await.expect("begin");
@@ -235,7 +312,7 @@ async fn completion_commits_or_rolls_back_with_the_callers_transaction() {
             .expect("effect");
         assert!(
             store
-                .complete_in(&*tx, &key, token, RETAIN)
+                .complete_in(&*tx, &keys, token, RETAIN)
                 .await
                 .expect("complete_in")
         );
@@ -243,10 +320,10 @@ async fn completion_commits_or_rolls_back_with_the_callers_transaction() {
     }
     assert_eq!(effects(&store, &table).await, 0);
     // The rollback undid the completion: the claim is still held, and its owner releases it.
-    assert_eq!(claim(&store, &key).await, Claim::InFlight);
-    assert!(store.release(&key, token).await.expect("release"));
+    assert_eq!(claim(&store, &keys).await, Claim::InFlight);
+    assert!(store.release(&keys, token).await.expect("release"));
 
-    let token = fresh(&store, &key).await;
+    let token = fresh(&store, &keys).await;
     {
         let mut client = store.pool().get().await.expect("connection");
         let tx = client.transaction().await.expect("begin");
@@ -255,97 +332,114 @@ async fn completion_commits_or_rolls_back_with_the_callers_transaction() {
             .expect("effect");
         assert!(
             store
-                .complete_in(&*tx, &key, token, RETAIN)
+                .complete_in(&*tx, &keys, token, RETAIN)
                 .await
                 .expect("complete_in")
         );
         tx.commit().await.expect("commit");
     }
     assert_eq!(effects(&store, &table).await, 1);
-    assert_eq!(claim(&store, &key).await, Claim::Completed);
-    // A completed delivery cannot be released by its old owner.
-    assert!(!store.release(&key, token).await.expect("release"));
+    assert_eq!(claim(&store, &keys).await, Claim::Completed);
+    // Completing again with the same token confirms it; another token cannot.
+    assert!(
+        store
+            .complete(&keys, token, RETAIN)
+            .await
+            .expect("complete")
+    );
+    assert!(
+        !store
+            .complete(&keys, self::token(), RETAIN)
+            .await
+            .expect("complete")
+    );
+    // A completed delivery can be neither released nor renewed by its old owner.
+    assert!(!store.release(&keys, token).await.expect("release"));
+    assert!(!store.renew(&keys, token, LEASE).await.expect("renew"));
+    assert_eq!(claim(&store, &keys).await, Claim::Completed);
 }
 
 /// A rolled-back completion whose claim is never released lapses with the lease; the stale
-/// owner's later `complete_in` answers false (and the caller rolls back).
+/// owner's later `complete_in` and `release_in` answer false (and the caller rolls back).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rolled_back_claim_lapses_and_the_stale_owner_is_fenced() {
     let server = PostgresServer::start();
-    let clock = clock();
-    let store = store(&server, &clock).await;
-    let key = key(&random_namespace("lapse"), "dlv_lapse");
+    let store = store(&server).await;
+    let keys = keys(&random_namespace("lapse"), "dlv_lapse");
 
-    let stale = fresh(&store, &key).await;
+    let stale = fresh_for(&store, &keys, SHORT).await;
     {
         let mut client = store.pool().get().await.expect("connection");
         let tx = client.transaction().await.expect("begin");
         assert!(
             store
-                .complete_in(&*tx, &key, stale, RETAIN)
+                .complete_in(&*tx, &keys, stale, RETAIN)
                 .await
                 .expect("complete_in")
         );
         tx.rollback().await.expect("rollback");
     }
-    clock.advance(LEASE - Duration::seconds(1));
-    assert_eq!(claim(&store, &key).await, Claim::InFlight);
-    clock.advance(Duration::seconds(2));
-    let current = fresh(&store, &key).await;
+    assert_eq!(claim(&store, &keys).await, Claim::InFlight);
+    tokio::time::sleep(PAST_SHORT).await;
+    let current = fresh(&store, &keys).await;
 
     let mut client = store.pool().get().await.expect("connection");
     let tx = client.transaction().await.expect("begin");
     assert!(
         !store
-            .complete_in(&*tx, &key, stale, RETAIN)
+            .complete_in(&*tx, &keys, stale, RETAIN)
             .await
             .expect("complete_in")
     );
     assert!(
         !store
-            .release_in(&*tx, &key, stale)
+            .release_in(&*tx, &keys, stale)
             .await
             .expect("release_in")
     );
-    tx.rollback().await.expect("rollback");
-    assert_eq!(claim(&store, &key).await, Claim::InFlight);
+    // The stale owner's failed attempts hold no lock: the current owner completes while the
+    // stale transaction is still open.
+    let started = Instant::now();
     assert!(
         store
-            .complete(&key, current, RETAIN)
+            .complete(&keys, current, RETAIN)
             .await
             .expect("complete")
     );
-    assert_eq!(claim(&store, &key).await, Claim::Completed);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    tx.rollback().await.expect("rollback");
+    assert_eq!(claim(&store, &keys).await, Claim::Completed);
 }
 
-/// While a transaction holds an uncommitted completion, a concurrent claim of the key waits
-/// for it, even past the lease: a commit makes it a duplicate, a rollback lets it through.
+/// While a transaction holds an uncommitted completion, a concurrent claim waits for it,
+/// even past the lease: a commit makes it a duplicate, a rollback lets it through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_concurrent_claim_waits_for_the_completing_transaction() {
     let server = PostgresServer::start();
-    let clock = clock();
-    let store = Arc::new(store(&server, &clock).await);
+    let store = Arc::new(store(&server).await.timeout(Duration::from_secs(5)));
     let ns = random_namespace("wait");
 
     for commit in [true, false] {
-        let key = Arc::new(key(&ns, if commit { "dlv_commit" } else { "dlv_rollback" }));
-        let token = fresh(&store, &key).await;
+        let keys = Arc::new(keys(
+            &ns,
+            if commit { "dlv_commit" } else { "dlv_rollback" },
+        ));
+        let token = fresh_for(&store, &keys, SHORT).await;
         let mut client = store.pool().get().await.expect("connection");
         let tx = client.transaction().await.expect("begin");
         assert!(
             store
-                .complete_in(&*tx, &key, token, RETAIN)
+                .complete_in(&*tx, &keys, token, RETAIN)
                 .await
                 .expect("complete_in")
         );
         // Past the lease: were the claim not held by the transaction, it would be fresh now.
-        clock.advance(LEASE + Duration::seconds(1));
+        tokio::time::sleep(PAST_SHORT).await;
         let contender = {
-            let (store, key) = (Arc::clone(&store), Arc::clone(&key));
-            tokio::spawn(async move { store.claim(&key, LEASE).await })
+            let (store, keys) = (Arc::clone(&store), Arc::clone(&keys));
+            tokio::spawn(async move { store.claim(&keys, self::token(), LEASE).await })
         };
-        // Not a wait on the clock under test: it gives the contender time to block on the row.
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(
             !contender.is_finished(),
             "the contender must wait for the transaction"
@@ -353,124 +447,223 @@ async fn a_concurrent_claim_waits_for_the_completing_transaction() {
         if commit {
             tx.commit().await.expect("commit");
             let answer = contender.await.expect("task").expect("claim");
-            assert!(
-                matches!(answer, Claim::InFlight | Claim::Completed),
-                "never fresh after a commit: {answer:?}"
-            );
-            assert_eq!(claim(&store, &key).await, Claim::Completed);
+            assert_eq!(answer, Claim::Completed, "never fresh after a commit");
         } else {
             tx.rollback().await.expect("rollback");
             let answer = contender.await.expect("task").expect("claim");
-            assert!(
-                matches!(answer, Claim::Fresh(_)),
-                "the lease ran out and the completion was rolled back: {answer:?}"
+            assert_eq!(
+                answer,
+                Claim::Fresh,
+                "the lease ran out and the completion was rolled back"
             );
         }
     }
 }
 
-/// Claiming inside a transaction: a rollback undoes the claim, no release needed.
+/// Claiming inside a transaction: a rollback undoes the claim, no release needed; a commit
+/// publishes it together with its completion.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn claim_in_a_transaction_is_undone_by_rollback() {
     let server = PostgresServer::start();
-    let store = store(&server, &clock()).await;
-    let key = key(&random_namespace("claim-in"), "dlv_claim_in");
+    let store = store(&server).await;
+    let keys = keys(&random_namespace("claim-in"), "dlv_claim_in");
     let mut client = store.pool().get().await.expect("connection");
 
     let tx = client.transaction().await.expect("begin");
-    assert!(matches!(
-        store.claim_in(&*tx, &key, LEASE).await.expect("claim_in"),
-        Claim::Fresh(_)
-    ));
+    assert_eq!(
+        store
+            .claim_in(&*tx, &keys, token(), LEASE)
+            .await
+            .expect("claim_in"),
+        Claim::Fresh
+    );
     tx.rollback().await.expect("rollback");
 
     let tx = client.transaction().await.expect("begin");
-    let Claim::Fresh(token) = store.claim_in(&*tx, &key, LEASE).await.expect("claim_in") else {
-        panic!("the rolled-back claim left nothing behind");
-    };
+    let token = token();
+    assert_eq!(
+        store
+            .claim_in(&*tx, &keys, token, LEASE)
+            .await
+            .expect("claim_in"),
+        Claim::Fresh,
+        "the rolled-back claim left nothing behind"
+    );
     assert!(
         store
-            .complete_in(&*tx, &key, token, RETAIN)
+            .complete_in(&*tx, &keys, token, RETAIN)
             .await
             .expect("complete_in")
     );
     tx.commit().await.expect("commit");
-    assert_eq!(claim(&store, &key).await, Claim::Completed);
+    assert_eq!(claim(&store, &keys).await, Claim::Completed);
+}
+
+/// A `claim_in` that loses keeps nothing in its (still open) transaction: not the key it took
+/// before losing, not a lock on the key it lost. The owner completes at once, and the loser's
+/// delivery id is free for another claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_claim_in_keeps_no_key_and_no_lock() {
+    let server = PostgresServer::start();
+    let store = store(&server).await.timeout(Duration::from_secs(2));
+    let ns = random_namespace("loser");
+    let message = MessageDigest::of(&[b"the shared message"]);
+    let owned = DeliveryKeys::new(&ns, Some("dlv_owner"), &message);
+    // The same signed bytes under another id: the loser takes its id, then loses the message.
+    let copy = DeliveryKeys::new(&ns, Some("dlv_copy"), &message);
+    let owner = fresh(&store, &owned).await;
+
+    let mut client = store.pool().get().await.expect("connection");
+    let tx = client.transaction().await.expect("begin");
+    assert_eq!(
+        store
+            .claim_in(&*tx, &copy, token(), LEASE)
+            .await
+            .expect("claim_in"),
+        Claim::InFlight
+    );
+    // Another transaction also loses on the owner's delivery id itself.
+    let mut other_client = store.pool().get().await.expect("connection");
+    let other_tx = other_client.transaction().await.expect("begin");
+    assert_eq!(
+        store
+            .claim_in(&*other_tx, &owned, token(), LEASE)
+            .await
+            .expect("claim_in"),
+        Claim::InFlight
+    );
+
+    // Both losers' transactions are open. The copy's id is free...
+    let elsewhere = DeliveryKeys::new(&ns, Some("dlv_copy"), &MessageDigest::of(&[b"other"]));
+    let started = Instant::now();
+    fresh(&store, &elsewhere).await;
+    // ...and the owner renews and completes at once.
+    assert!(store.renew(&owned, owner, LEASE).await.expect("renew"));
+    assert!(
+        store
+            .complete(&owned, owner, RETAIN)
+            .await
+            .expect("complete")
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "the losers' transactions held locks ({:?})",
+        started.elapsed()
+    );
+    // The functions restored the caller's lock_timeout (the server default, off).
+    let setting: String = tx
+        .query_one("SHOW lock_timeout", &[])
+        .await
+        .expect("show")
+        .get(0);
+    assert_eq!(setting, "0");
+    tx.commit().await.expect("commit");
+    other_tx.commit().await.expect("commit");
+    assert_eq!(claim(&store, &owned).await, Claim::Completed);
+    assert_eq!(
+        claim(&store, &copy).await,
+        Claim::InFlight,
+        "the copy's id is held by the claim made meanwhile"
+    );
+}
+
+/// The message key is checked after the id, in the documented order, and a lost claim of a
+/// delivery without an id answers a replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn answers_follow_the_documented_order() {
+    let server = PostgresServer::start();
+    let store = store(&server).await;
+    let ns = random_namespace("order");
+    let done = keys(&ns, "dlv_done");
+    let held = keys(&ns, "dlv_held");
+    let token = fresh(&store, &done).await;
+    assert!(
+        store
+            .complete(&done, token, RETAIN)
+            .await
+            .expect("complete")
+    );
+    fresh(&store, &held).await;
+    // Completed id with a held message: completed (the id comes first).
+    let mixed = DeliveryKeys::new(
+        &ns,
+        Some("dlv_done"),
+        &MessageDigest::of(&[b"message of ", b"dlv_held"]),
+    );
+    assert_eq!(claim(&store, &mixed).await, Claim::Completed);
+    // Held id with a completed message: in flight.
+    let mixed = DeliveryKeys::new(
+        &ns,
+        Some("dlv_held"),
+        &MessageDigest::of(&[b"message of ", b"dlv_done"]),
+    );
+    assert_eq!(claim(&store, &mixed).await, Claim::InFlight);
+    // A free id with a completed message: a replay.
+    let replay = DeliveryKeys::new(
+        &ns,
+        Some("dlv_new"),
+        &MessageDigest::of(&[b"message of ", b"dlv_done"]),
+    );
+    assert_eq!(claim(&store, &replay).await, Claim::Replay);
+    let anonymous = DeliveryKeys::new(
+        &ns,
+        None,
+        &MessageDigest::of(&[b"message of ", b"dlv_done"]),
+    );
+    assert_eq!(claim(&store, &anonymous).await, Claim::Replay);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cleanup_deletes_expired_rows_only() {
     let server = PostgresServer::start();
-    let clock = clock();
-    let store = store(&server, &clock).await.cleanup_every(0);
+    let store = store(&server).await.cleanup_every(0);
     let ns = random_namespace("cleanup");
-    let held = key(&ns, "dlv_held");
-    let done = key(&ns, "dlv_done");
-    let young = key(&ns, "dlv_young");
-    fresh(&store, &held).await;
+    let lapsed = keys(&ns, "dlv_lapsed");
+    let done = keys(&ns, "dlv_done");
+    let young = keys(&ns, "dlv_young");
+    fresh_for(&store, &lapsed, SHORT).await;
     let token = fresh(&store, &done).await;
     assert!(
         store
-            .complete(&done, token, Duration::seconds(60))
+            .complete(&done, token, Duration::from_secs(2))
             .await
             .expect("complete")
     );
-    clock.advance(LEASE + Duration::seconds(1));
+    tokio::time::sleep(PAST_SHORT).await;
     fresh(&store, &young).await;
-    let rows = |store: PostgresStore, ns: Namespace| async move {
-        let client = store.pool().get().await.expect("connection");
-        let count: i64 = client
-            .query_one(
-                "SELECT count(*) FROM hookverify_deliveries WHERE key LIKE $1",
-                &[&format!("{}:%", ns.as_str())],
-            )
-            .await
-            .expect("count")
-            .get(0);
-        count
-    };
-    assert_eq!(rows(store.clone(), ns.clone()).await, 3);
-    // The expired lease goes; the completed (60 s) and the young claim stay.
-    assert!(store.cleanup().await.expect("cleanup") >= 1);
-    assert_eq!(rows(store.clone(), ns.clone()).await, 2);
+    assert_eq!(rows(&store, &ns).await, 6, "two keys per delivery");
+    // The expired lease goes; the completed (2 s) and the young claim stay.
+    assert!(store.cleanup().await.expect("cleanup") >= 2);
+    assert_eq!(rows(&store, &ns).await, 4);
     assert_eq!(claim(&store, &done).await, Claim::Completed);
     assert_eq!(claim(&store, &young).await, Claim::InFlight);
-    clock.advance(Duration::seconds(60));
+    tokio::time::sleep(Duration::from_secs(2)).await;
     store.cleanup().await.expect("cleanup");
-    assert_eq!(rows(store.clone(), ns.clone()).await, 0);
+    assert_eq!(rows(&store, &ns).await, 2, "only the young claim is left");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn background_cleanup_runs_every_n_claims() {
     let server = PostgresServer::start();
-    let clock = clock();
-    let store = store(&server, &clock).await.cleanup_every(10);
+    let store = store(&server).await.cleanup_every(10);
     let ns = random_namespace("background");
     for n in 0..9 {
-        fresh(&store, &key(&ns, &format!("dlv_{n}"))).await;
+        fresh_for(&store, &keys(&ns, &format!("dlv_{n}")), SHORT).await;
     }
-    clock.advance(LEASE + Duration::seconds(1));
+    tokio::time::sleep(PAST_SHORT).await;
     // The tenth claim starts a batch that deletes the nine expired claims.
-    fresh(&store, &key(&ns, "dlv_tenth")).await;
-    let client = store.pool().get().await.expect("connection");
+    fresh(&store, &keys(&ns, "dlv_tenth")).await;
     let started = Instant::now();
     loop {
-        let count: i64 = client
-            .query_one(
-                "SELECT count(*) FROM hookverify_deliveries WHERE key LIKE $1",
-                &[&format!("{}:%", ns.as_str())],
-            )
-            .await
-            .expect("count")
-            .get(0);
-        if count == 1 {
+        let count = rows(&store, &ns).await;
+        if count == 2 {
             break;
         }
         assert!(
-            started.elapsed() < std::time::Duration::from_secs(10),
+            started.elapsed() < Duration::from_secs(10),
             "the background cleanup did not run ({count} rows)"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -480,38 +673,32 @@ async fn an_unreachable_server_is_a_store_error_not_a_hang() {
     let started = Instant::now();
     let result = PostgresStore::connect(&format!("postgres://postgres@127.0.0.1:{port}/x")).await;
     assert!(result.is_err(), "nothing listens on port {port}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(started.elapsed() < Duration::from_secs(5));
     assert!(PostgresStore::connect("postgres://[bad").await.is_err());
 }
 
-/// The exactly-once recipe through `Receiver`: the guard hands out the delivery id's claim,
-/// the id completes inside the caller's transaction with the effects, and the guard then
-/// completes the MAC. A rolled-back attempt is released and its retry handled.
+/// The exactly-once recipe through `Receiver`: the guard hands out its keys and token, the
+/// delivery completes inside the caller's transaction with the effects, and the guard's
+/// `complete` then confirms it. A rolled-back attempt is released and its retry handled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn receiver_guard_completes_inside_the_callers_transaction() {
     let server = PostgresServer::start();
     let clock = clock();
-    let store = Arc::new(store(&server, &clock).await);
+    let store = Arc::new(store(&server).await);
     let table = effects_table(&store).await;
-    let verifier = Verifier::builder()
-        .secret("current", "whsec_recipe")
-        .clock(Arc::clone(&clock))
-        .build()
-        .expect("verifier");
-    let receiver = Receiver::<PostgresStore>::new(verifier, Arc::clone(&store))
-        .namespace(random_namespace("tx"));
-    let signer = Signer::new("whsec_recipe")
-        .expect("signer")
-        .clock(Arc::clone(&clock));
+    let receiver =
+        Receiver::<PostgresStore>::builder(verifier("whsec_recipe", &clock), Arc::clone(&store))
+            .namespace(random_namespace("tx"))
+            .build()
+            .expect("receiver");
     let body = br#"{"type":"order.placed"}"#;
-    let headers = signer.sign("dlv_tx", body).header_map().expect("headers");
+    let headers = signed("whsec_recipe", &clock, "dlv_tx", body);
 
     for commit in [false, true] {
         let Outcome::Fresh(guard) = receiver.receive(&headers, body).await.expect("receive") else {
             panic!("the delivery must be fresh (commit = {commit})");
         };
-        let (key, token, retain) = guard.delivery_claim().expect("held by the guard");
-        let (key, token, retain) = (key.clone(), token, retain);
+        let (keys, token) = guard.claim();
         let mut client = store.pool().get().await.expect("connection");
         let tx = client.transaction().await.expect("begin");
         tx.execute(&format!("INSERT INTO {table} (id) VALUES (1)"), &[])
@@ -519,13 +706,16 @@ async fn receiver_guard_completes_inside_the_callers_transaction() {
             .expect("effect");
         assert!(
             store
-                .complete_in(&*tx, &key, token, retain)
+                .complete_in(&*tx, keys, token, receiver.retention())
                 .await
                 .expect("complete_in")
         );
         if commit {
             tx.commit().await.expect("commit");
-            guard.complete().await.expect("complete the MAC");
+            guard
+                .complete()
+                .await
+                .expect("the guard confirms the completion");
         } else {
             tx.rollback().await.expect("rollback");
             guard.release().await.expect("release");
@@ -538,7 +728,7 @@ async fn receiver_guard_completes_inside_the_callers_transaction() {
     );
     assert!(matches!(
         receiver.receive(&headers, body).await.expect("receive"),
-        Outcome::Duplicate(hookverify::Duplicate::Completed)
+        Outcome::Duplicate(Duplicate::Completed)
     ));
     let mut replay = headers.clone();
     replay.insert(
@@ -547,6 +737,6 @@ async fn receiver_guard_completes_inside_the_callers_transaction() {
     );
     assert!(matches!(
         receiver.receive(&replay, body).await.expect("receive"),
-        Outcome::Duplicate(hookverify::Duplicate::Replay)
+        Outcome::Duplicate(Duplicate::Replay)
     ));
 }

@@ -3,10 +3,12 @@
 //!
 //! # Setup
 //!
-//! The store keeps its claims in one table, `hookverify_deliveries`, created by [`MIGRATION`]
-//! (plain SQL, idempotent). Apply it with your own migration tool, or call
-//! [`PostgresStore::migrate`] at startup. Put the table in another schema through the
-//! connection's `search_path`.
+//! The store keeps its claims in one table, `hookverify_deliveries`, and acts on it through
+//! five PL/pgSQL functions (`hookverify_claim`, `hookverify_renew`, `hookverify_complete`,
+//! `hookverify_release`, `hookverify_cleanup`), all created by [`MIGRATION`] (plain SQL,
+//! idempotent). Apply it with your own migration tool, or call [`PostgresStore::migrate`] at
+//! startup. The table and the functions live in the first schema of the connection's
+//! `search_path`; every connection of the store must see them through its own.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -24,32 +26,52 @@
 //!
 //! # Design
 //!
-//! - **One statement per call.** A claim is decided by the database in one statement: an
-//!   `INSERT … ON CONFLICT (key) DO UPDATE … WHERE <the existing row expired> RETURNING`, inside
-//!   a CTE whose outer query reads the existing row when the insert did not win. The conflict
-//!   check takes the row's lock, so of any number of concurrent claims exactly one wins.
-//!   `complete` and `release` are one `UPDATE`/`DELETE` each that compares the token in its
-//!   `WHERE` clause: a worker whose lease ran out cannot touch a newer claim, and a completed row
-//!   cannot be released.
-//! - **The injected clock.** Expiry is judged against a `now` the store reads from its
-//!   [`Clock`] and passes as a parameter, never the database's `now()`, so the receiver's
-//!   verifier and its store agree on time and tests can move it.
-//! - **Cleanup.** Expired rows answer as absent, so they only take space. [`cleanup`]
-//!   deletes them (in batches, skipping rows locked by open transactions); call it
-//!   periodically if you like. The store also runs one batch in the background every
-//!   [`DEFAULT_CLEANUP_EVERY`] claims (see [`cleanup_every`]). An owner whose expired claim
-//!   was cleaned up gets `false` from `complete` and `release`, as if another worker had taken
-//!   the delivery over.
-//! - **Outages.** Every call (waiting for a pooled connection included) is bounded by
-//!   [`timeout`](PostgresStore::timeout) (default 2 s); a connection error or a timeout is a
-//!   [`StoreError`], so receivers fail closed (HTTP 503 in the Axum layer). A connection that
-//!   timed out is dropped rather than returned to the pool, and the pool replaces closed
-//!   connections, so the store recovers by itself once the database is back.
+//! - **One statement, one round trip per call.** `claim`, `renew`, `complete` and `release`
+//!   each send one `SELECT hookverify_…(keys, token, …)`, prepared once per pooled connection.
+//!   The function walks the delivery's keys in [`DeliveryKeys::all`] order (the delivery id's
+//!   first: one lock order for every call, so two calls never wait on each other in a cycle)
+//!   and decides in the database, in one transaction.
+//! - **All keys or none.** A claim takes each key with `INSERT … ON CONFLICT (key) DO UPDATE
+//!   … WHERE <the row expired, or this token holds it>`. The walk runs in a subtransaction
+//!   (a PL/pgSQL block with an `EXCEPTION` clause): on the first key it cannot take, the
+//!   function raises a private error, which rolls the subtransaction back. That undoes the
+//!   keys taken before *and* drops the row lock the losing `ON CONFLICT` took (PostgreSQL
+//!   locks the existing row even when the `WHERE` fails), so a losing claim holds nothing.
+//!   `renew` and `complete` act only if the token still holds every key, the same way;
+//!   `release` deletes each key the token still holds and never a completed one.
+//! - **The server's clock.** Leases and retention are written and judged with the database's
+//!   `clock_timestamp()` (Unix milliseconds in `until_ms`), never with a time the client
+//!   computed: replicas whose clocks disagree cannot shorten or stretch a lease.
+//! - **Bounded lock waits, on the server.** Every call is bounded on the client by
+//!   [`timeout`](PostgresStore::timeout) (default 2 s, waiting for a pooled connection
+//!   included). Each function also bounds its own lock waits with PostgreSQL's `lock_timeout`,
+//!   set to what is left of nine tenths of the time the client still waits (set again before
+//!   each key, so all the waits together stay within it): a call stuck behind a lock (a
+//!   `LOCK TABLE`, a long transaction holding a row) is cancelled *by the server* before the
+//!   client gives up, instead of landing later as a claim nobody waits for. The setting is
+//!   local to the function (a `SET` clause restores the caller's value on exit), so
+//!   [`claim_in`](PostgresStore::claim_in) and the other `_in` calls leave the caller's
+//!   transaction as it was.
+//! - **Orphans.** A claim can still land after its caller gave up (a slow server rather than
+//!   a lock wait, a cut connection). The caller made the token, so it can release that claim
+//!   with it: [`Receiver`](crate::Receiver) does so in the background. `release` first waits
+//!   for any claim of each key still in progress (an upsert that changes nothing, then rolls
+//!   back), so a release that reaches the server while the orphan is still being written
+//!   frees it once it lands instead of finding nothing. Only a claim that has not written its
+//!   first key by the time the release is done escapes; it lapses with its lease. A claim
+//!   repeated with the same token is the same claim (answered [`Claim::Fresh`] again).
+//! - **Cleanup.** Expired rows answer as absent, so they only take space.
+//!   [`cleanup`](PostgresStore::cleanup) deletes them in batches (skipping rows that open
+//!   transactions hold); the store also runs one batch in the background every
+//!   [`DEFAULT_CLEANUP_EVERY`] claims (see [`cleanup_every`](PostgresStore::cleanup_every)).
+//! - **Outages.** A connection error or a timeout is a [`StoreError`], so receivers fail
+//!   closed (HTTP 503 in the Axum layer). A connection that timed out is dropped rather than
+//!   returned to the pool, and the pool replaces closed connections, so the store recovers by
+//!   itself once the database is back.
 //!
-//! A note on the claim's fallback read: under `READ COMMITTED` it sees the row as of the
-//! statement's start, which may predate a concurrent claim's commit. It therefore never answers
-//! fresh, and answers completed only for a row that was completed and unexpired; anything else
-//! is in flight (the provider retries, and the retry sees the settled state).
+//! Give the store a timeout no longer than the receiver's
+//! [`store_timeout`](crate::ReceiverBuilder::store_timeout) (both default to 2 s): the server
+//! then gives up waiting before the receiver does.
 //!
 //! # Exactly-once effects: completing inside your transaction
 //!
@@ -57,89 +79,286 @@
 //! own transaction with [`PostgresStore::complete_in`]: the completion and the effects commit
 //! or roll back together.
 //!
-//! 1. Claim with the store as usual ([`DeliveryStore::claim`]): a fresh claim returns a token.
-//! 2. Open a transaction, do the work, then call `complete_in(&tx, key, token, retain)`.
-//! 3. If it answers `true`, commit: the row is locked until then, so no other worker can take
-//!    the delivery over in between; a concurrent claim waits for the commit and then sees the
-//!    delivery as handled. If it answers `false`, the lease ran out and another worker may own
-//!    the delivery: **roll back**.
-//! 4. On a rollback (or a crash before the commit) nothing is recorded: release the claim
-//!    ([`DeliveryStore::release`]) so the provider's retry is handled, or let the lease lapse.
+//! 1. Receive the delivery as usual; a fresh one comes with a [`ClaimGuard`], whose
+//!    [`claim`](crate::ClaimGuard::claim) gives the keys and the token.
+//! 2. Open a transaction, do the work, then call `complete_in(&tx, keys, token, retain)`.
+//! 3. If it answers `true`, commit: the rows stay locked until then, so no other attempt can
+//!    take the delivery over in between (a concurrent claim waits for the commit and then sees
+//!    the delivery completed; past its timeout it fails with a lock timeout, a
+//!    [`StoreError`], and the provider retries). Then call the guard's
+//!    [`complete`](crate::ClaimGuard::complete): `complete` is idempotent for its token, so it
+//!    finds the delivery completed by this token and answers `Ok`. If `complete_in` answers
+//!    `false`, the lease ran out and another attempt may own the delivery: **roll back**.
+//! 4. On a rollback nothing is recorded: release the guard
+//!    ([`release`](crate::ClaimGuard::release)) so that the provider's retry is handled.
+//!
+//! Keep such a transaction shorter than a third of the lease after `complete_in`: the
+//! receiver's heartbeat renews the claim then, and its renewal waits on the locked rows.
 //!
 //! ```no_run
 //! # async fn run(
-//! #     store: hookverify::store::postgres::PostgresStore,
-//! #     key: hookverify::store::DedupeKey,
+//! #     receiver: hookverify::Receiver<hookverify::store::postgres::PostgresStore>,
+//! #     headers: http::HeaderMap,
+//! #     body: &[u8],
 //! # ) -> Result<(), Box<dyn std::error::Error>> {
-//! use hookverify::DeliveryStore;
-//! use hookverify::store::Claim;
-//! use hookverify::time::Duration;
+//! use hookverify::Outcome;
 //!
-//! let Claim::Fresh(token) = store.claim(&key, Duration::seconds(30)).await? else {
+//! let Outcome::Fresh(guard) = receiver.receive(&headers, body).await? else {
 //!     return Ok(()); // a duplicate
 //! };
+//! let store = receiver.store();
+//! let (keys, token) = guard.claim();
 //! let mut client = store.pool().get().await?;
 //! let tx = client.transaction().await?;
 //! tx.execute("INSERT INTO orders (id) VALUES ($1)", &[&42_i64]).await?;
-//! if store.complete_in(&*tx, &key, token, Duration::minutes(11)).await? {
+//! if store.complete_in(&*tx, keys, token, receiver.retention()).await? {
 //!     tx.commit().await?;
+//!     guard.complete().await?;
 //! } else {
 //!     tx.rollback().await?;
-//!     store.release(&key, token).await?;
+//!     guard.release().await?;
 //! }
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! [`PostgresStore::claim_in`] claims inside a transaction too: the claim then stays invisible
-//! until the commit (concurrent claims of the key wait for it, up to their timeout), and a
-//! rollback undoes it, so no release is needed. Use the default `READ COMMITTED` isolation for
-//! transactions that claim: under `REPEATABLE READ` a concurrent claim fails with a
-//! serialization error (a [`StoreError`]).
+//! # Claiming inside your transaction
 //!
-//! [`cleanup`]: PostgresStore::cleanup
-//! [`cleanup_every`]: PostgresStore::cleanup_every
+//! [`PostgresStore::claim_in`] claims inside the caller's transaction: a claim it wins stays
+//! invisible until the commit (concurrent claims of its keys wait for it, up to their
+//! timeout), and a rollback undoes it, so no release is needed. A claim it loses leaves
+//! nothing behind, not even a lock: the loser's transaction may stay open without delaying
+//! the owner's `complete`. Use the default `READ COMMITTED` isolation for transactions that
+//! claim: under `REPEATABLE READ` a claim that meets a row changed since the transaction's
+//! snapshot fails with a serialization error (a [`StoreError`]). Any error inside a
+//! transaction (a lock timeout included) aborts it: roll back.
+//!
+//! [`ClaimGuard`]: crate::ClaimGuard
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use ::deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use ::tokio_postgres::types::{ToSql, Type};
-use ::tokio_postgres::{GenericClient, NoTls, Row};
-use time::Duration;
+use ::tokio_postgres::types::{FromSqlOwned, ToSql, Type};
+use ::tokio_postgres::{GenericClient, NoTls};
 use tokio::time::Instant;
 
-use crate::clock::{Clock, SystemClock};
-use crate::store::{Claim, ClaimToken, DedupeKey, DeliveryStore, StoreError, deadline, unix_ms};
+use crate::store::{Claim, ClaimToken, DeliveryKeys, DeliveryStore, StoreError, millis};
 
-/// The table and its index, as the store expects them. Idempotent: safe to run at every start.
+/// The table, its index and the store's functions. Idempotent: safe to run at every start.
 ///
-/// ```sql
-/// CREATE TABLE IF NOT EXISTS hookverify_deliveries (
-///     key       text    PRIMARY KEY,        -- DedupeKey::as_str()
-///     token     bigint,                     -- the owner's token while held, NULL once completed
-///     until_ms  bigint  NOT NULL,           -- Unix ms (store's clock): end of lease or retention
-///     completed boolean NOT NULL DEFAULT false,
-///     CONSTRAINT hookverify_deliveries_state CHECK (completed = (token IS NULL))
-/// );
-/// CREATE INDEX IF NOT EXISTS hookverify_deliveries_until_ms
-///     ON hookverify_deliveries (until_ms);
-/// ```
-pub const MIGRATION: &str = "\
+/// The table keeps one row per key: the token of the claim that holds it (kept once
+/// completed, so that a completion is idempotent for its token), the Unix millisecond (on the
+/// server's clock) at which the lease or the retention ends, and whether it was completed. A
+/// table made by an earlier version of this crate is upgraded in place (its rows stay valid).
+pub const MIGRATION: &str = r#"
 CREATE TABLE IF NOT EXISTS hookverify_deliveries (
     key       text    PRIMARY KEY,
     token     bigint,
     until_ms  bigint  NOT NULL,
-    completed boolean NOT NULL DEFAULT false,
-    CONSTRAINT hookverify_deliveries_state CHECK (completed = (token IS NULL))
+    completed boolean NOT NULL DEFAULT false
 );
 CREATE INDEX IF NOT EXISTS hookverify_deliveries_until_ms
     ON hookverify_deliveries (until_ms);
-";
+
+-- Earlier versions cleared the token on completion and checked it; now the completing token
+-- stays. Only altered when the old constraint is there (ALTER TABLE locks the whole table).
+DO $migrate$
+BEGIN
+    IF EXISTS (
+        SELECT 1 FROM pg_constraint
+        WHERE conname = 'hookverify_deliveries_state'
+          AND conrelid = 'hookverify_deliveries'::regclass
+    ) THEN
+        ALTER TABLE hookverify_deliveries DROP CONSTRAINT hookverify_deliveries_state;
+    END IF;
+END
+$migrate$;
+
+-- Each function takes `wait_ms`, the time the client still waits for its answer, and bounds
+-- every lock wait by what is left of it (`lock_timeout`, restored on exit by the SET clause).
+-- A key lost on the way raises the private SQLSTATE ZH001, which rolls back the
+-- subtransaction of the surrounding EXCEPTION block: the keys taken before and the row locks
+-- taken on the way are all given back.
+
+-- Claims every key for `claimant`, in the given order (the delivery id's first, the message
+-- key last). Answers 0 fresh, 1 in flight, 2 completed (a key before the last was
+-- completed: the delivery id), 3 replay (the last key, the message, was completed).
+CREATE OR REPLACE FUNCTION hookverify_claim(
+    claim_keys text[], claimant bigint, lease_ms bigint, wait_ms integer
+) RETURNS integer
+LANGUAGE plpgsql
+SET lock_timeout = '2s'
+AS $claim$
+DECLARE
+    started constant timestamptz := clock_timestamp();
+    last constant integer := cardinality(claim_keys);
+    answer integer := 0;
+    was_completed boolean;
+BEGIN
+    BEGIN
+        FOR i IN 1 .. last LOOP
+            PERFORM set_config('lock_timeout', greatest(1, wait_ms
+                - floor(extract(epoch FROM clock_timestamp() - started) * 1000))::bigint::text,
+                true);
+            INSERT INTO hookverify_deliveries AS d (key, token, until_ms, completed)
+            VALUES (claim_keys[i], claimant,
+                    (extract(epoch FROM clock_timestamp()) * 1000)::bigint + lease_ms, false)
+            ON CONFLICT (key) DO UPDATE
+                SET token = excluded.token,
+                    until_ms = (extract(epoch FROM clock_timestamp()) * 1000)::bigint + lease_ms,
+                    completed = false
+                WHERE d.until_ms <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+                   OR (d.token = claimant AND NOT d.completed);
+            IF NOT FOUND THEN
+                -- Live and not ours. This transaction holds the row's lock: it cannot change.
+                SELECT d.completed INTO was_completed
+                FROM hookverify_deliveries AS d WHERE d.key = claim_keys[i];
+                answer := CASE
+                    WHEN NOT coalesce(was_completed, false) THEN 1
+                    WHEN i = last THEN 3
+                    ELSE 2
+                END;
+                RAISE SQLSTATE 'ZH001';
+            END IF;
+        END LOOP;
+    EXCEPTION WHEN SQLSTATE 'ZH001' THEN
+        NULL; -- nothing kept; `answer` says why
+    END;
+    RETURN answer;
+END
+$claim$;
+
+-- Extends every key to `lease_ms` from now, if `claimant` holds them all.
+CREATE OR REPLACE FUNCTION hookverify_renew(
+    claim_keys text[], claimant bigint, lease_ms bigint, wait_ms integer
+) RETURNS boolean
+LANGUAGE plpgsql
+SET lock_timeout = '2s'
+AS $renew$
+DECLARE
+    started constant timestamptz := clock_timestamp();
+BEGIN
+    FOR i IN 1 .. cardinality(claim_keys) LOOP
+        PERFORM set_config('lock_timeout', greatest(1, wait_ms
+            - floor(extract(epoch FROM clock_timestamp() - started) * 1000))::bigint::text,
+            true);
+        UPDATE hookverify_deliveries
+        SET until_ms = (extract(epoch FROM clock_timestamp()) * 1000)::bigint + lease_ms
+        WHERE key = claim_keys[i] AND token = claimant AND NOT completed
+          AND until_ms > (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+        IF NOT FOUND THEN
+            RAISE SQLSTATE 'ZH001';
+        END IF;
+    END LOOP;
+    RETURN true;
+EXCEPTION WHEN SQLSTATE 'ZH001' THEN
+    RETURN false;
+END
+$renew$;
+
+-- Completes every key for `retain_ms` from now, if `claimant` holds them all. Keys it
+-- already completed (an earlier call whose answer was lost, or `complete_in` in a committed
+-- transaction) count as held and are left as they are.
+CREATE OR REPLACE FUNCTION hookverify_complete(
+    claim_keys text[], claimant bigint, retain_ms bigint, wait_ms integer
+) RETURNS boolean
+LANGUAGE plpgsql
+SET lock_timeout = '2s'
+AS $complete$
+DECLARE
+    started constant timestamptz := clock_timestamp();
+BEGIN
+    FOR i IN 1 .. cardinality(claim_keys) LOOP
+        PERFORM set_config('lock_timeout', greatest(1, wait_ms
+            - floor(extract(epoch FROM clock_timestamp() - started) * 1000))::bigint::text,
+            true);
+        UPDATE hookverify_deliveries
+        SET until_ms = (extract(epoch FROM clock_timestamp()) * 1000)::bigint + retain_ms,
+            completed = true
+        WHERE key = claim_keys[i] AND token = claimant AND NOT completed
+          AND until_ms > (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+        IF NOT FOUND THEN
+            PERFORM 1 FROM hookverify_deliveries
+            WHERE key = claim_keys[i] AND token = claimant AND completed
+              AND until_ms > (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+            IF NOT FOUND THEN
+                RAISE SQLSTATE 'ZH001';
+            END IF;
+        END IF;
+    END LOOP;
+    RETURN true;
+EXCEPTION WHEN SQLSTATE 'ZH001' THEN
+    RETURN false;
+END
+$complete$;
+
+-- Deletes every key `claimant` still holds (never a completed one); true if there was one.
+-- Each key is first probed with an upsert that changes nothing: it waits for a claim of the
+-- key still in progress (an orphan whose caller gave up, landing late), so that the delete
+-- sees it. A probe that found no row inserted one; the rollback of the key's subtransaction
+-- takes it back, with any lock the attempt took on a key that is not ours.
+CREATE OR REPLACE FUNCTION hookverify_release(
+    claim_keys text[], claimant bigint, wait_ms integer
+) RETURNS boolean
+LANGUAGE plpgsql
+SET lock_timeout = '2s'
+AS $release$
+DECLARE
+    started constant timestamptz := clock_timestamp();
+    freed integer := 0;
+    probed boolean;
+BEGIN
+    FOR i IN 1 .. cardinality(claim_keys) LOOP
+        PERFORM set_config('lock_timeout', greatest(1, wait_ms
+            - floor(extract(epoch FROM clock_timestamp() - started) * 1000))::bigint::text,
+            true);
+        BEGIN
+            INSERT INTO hookverify_deliveries AS d (key, token, until_ms, completed)
+            VALUES (claim_keys[i], claimant, 0, false)
+            ON CONFLICT (key) DO UPDATE SET until_ms = d.until_ms WHERE false
+            RETURNING true INTO probed;
+            DELETE FROM hookverify_deliveries
+            WHERE key = claim_keys[i] AND token = claimant AND NOT completed;
+            IF coalesce(probed, false) OR NOT FOUND THEN
+                RAISE SQLSTATE 'ZH001';
+            END IF;
+            freed := freed + 1;
+        EXCEPTION WHEN SQLSTATE 'ZH001' THEN
+            NULL;
+        END;
+    END LOOP;
+    RETURN freed > 0;
+END
+$release$;
+
+-- Deletes up to `batch` expired rows, skipping rows that open transactions hold.
+CREATE OR REPLACE FUNCTION hookverify_cleanup(batch bigint, wait_ms integer) RETURNS bigint
+LANGUAGE plpgsql
+SET lock_timeout = '2s'
+AS $cleanup$
+DECLARE
+    deleted bigint;
+BEGIN
+    PERFORM set_config('lock_timeout', greatest(1, wait_ms)::text, true);
+    DELETE FROM hookverify_deliveries
+    WHERE key IN (
+        SELECT key FROM hookverify_deliveries
+        WHERE until_ms <= (extract(epoch FROM now()) * 1000)::bigint
+        ORDER BY until_ms
+        LIMIT batch
+        FOR UPDATE SKIP LOCKED
+    ) AND until_ms <= (extract(epoch FROM now()) * 1000)::bigint;
+    GET DIAGNOSTICS deleted = ROW_COUNT;
+    RETURN deleted;
+END
+$cleanup$;
+"#;
 
 /// The bound on each store call unless configured otherwise.
-pub const DEFAULT_TIMEOUT: Duration = Duration::seconds(2);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Claims between two background cleanup batches unless configured otherwise.
 pub const DEFAULT_CLEANUP_EVERY: u64 = 1_000;
@@ -148,68 +367,113 @@ pub const DEFAULT_CLEANUP_EVERY: u64 = 1_000;
 pub const CLEANUP_BATCH: i64 = 5_000;
 
 /// The bound on [`PostgresStore::migrate`]: DDL may wait for locks held by other sessions.
-const MIGRATE_TIMEOUT: Duration = Duration::seconds(30);
+const MIGRATE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serializes concurrent migrations (`CREATE … IF NOT EXISTS` races otherwise): "hookveri".
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_7665_7269;
 
-/// `$1` key, `$2` token, `$3` until (ms), `$4` now (ms). One row: 0 fresh, 1 in flight,
-/// 2 completed; no row counts as in flight (the row is too new for the statement's snapshot).
-const CLAIM_SQL: &str = "\
-WITH fresh AS (
-    INSERT INTO hookverify_deliveries AS d (key, token, until_ms, completed)
-    VALUES ($1, $2, $3, false)
-    ON CONFLICT (key) DO UPDATE
-        SET token = excluded.token, until_ms = excluded.until_ms, completed = false
-        WHERE d.until_ms <= $4
-    RETURNING 0 AS answer
-)
-SELECT answer FROM fresh
-UNION ALL
-SELECT CASE WHEN d.completed AND d.until_ms > $4 THEN 2 ELSE 1 END
-FROM hookverify_deliveries AS d
-WHERE d.key = $1 AND NOT EXISTS (SELECT 1 FROM fresh)";
-
-const CLAIM_TYPES: [Type; 4] = [Type::TEXT, Type::INT8, Type::INT8, Type::INT8];
-
-/// `$1` key, `$2` token, `$3` until (ms). A row if the token held the key.
-const COMPLETE_SQL: &str = "\
-UPDATE hookverify_deliveries SET token = NULL, completed = true, until_ms = $3
-WHERE key = $1 AND token = $2 AND NOT completed
-RETURNING true";
-
-const COMPLETE_TYPES: [Type; 3] = [Type::TEXT, Type::INT8, Type::INT8];
-
-/// `$1` key, `$2` token. A row if the token held the key.
-const RELEASE_SQL: &str = "\
-DELETE FROM hookverify_deliveries WHERE key = $1 AND token = $2 AND NOT completed
-RETURNING true";
-
-const RELEASE_TYPES: [Type; 2] = [Type::TEXT, Type::INT8];
-
-/// `$1` now (ms), `$2` batch size. Skips rows that open transactions hold.
-const CLEANUP_SQL: &str = "\
-DELETE FROM hookverify_deliveries
-WHERE key IN (
-    SELECT key FROM hookverify_deliveries
-    WHERE until_ms <= $1
-    ORDER BY until_ms
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED
-) AND until_ms <= $1";
-
 const FRESH: i32 = 0;
 const IN_FLIGHT: i32 = 1;
 const COMPLETED: i32 = 2;
+const REPLAY: i32 = 3;
+
+/// A store function, called as one statement.
+#[derive(Debug, Clone, Copy)]
+enum Function {
+    Claim,
+    Renew,
+    Complete,
+    Release,
+}
+
+impl Function {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Claim => "claim",
+            Self::Renew => "renew",
+            Self::Complete => "complete",
+            Self::Release => "release",
+        }
+    }
+
+    /// `$1` keys, `$2` token, then the lease or retention (ms) if the function takes one, and
+    /// last the time left for lock waits (ms).
+    fn sql(self) -> &'static str {
+        match self {
+            Self::Claim => "SELECT hookverify_claim($1, $2, $3, $4)",
+            Self::Renew => "SELECT hookverify_renew($1, $2, $3, $4)",
+            Self::Complete => "SELECT hookverify_complete($1, $2, $3, $4)",
+            Self::Release => "SELECT hookverify_release($1, $2, $3)",
+        }
+    }
+
+    fn types(self) -> &'static [Type] {
+        const SPANNED: [Type; 4] = [Type::TEXT_ARRAY, Type::INT8, Type::INT8, Type::INT4];
+        const UNSPANNED: [Type; 3] = [Type::TEXT_ARRAY, Type::INT8, Type::INT4];
+        match self {
+            Self::Claim | Self::Renew | Self::Complete => &SPANNED,
+            Self::Release => &UNSPANNED,
+        }
+    }
+}
+
+const CLEANUP_SQL: &str = "SELECT hookverify_cleanup($1, $2)";
+const CLEANUP_TYPES: [Type; 2] = [Type::INT8, Type::INT4];
+
+/// The arguments of one call, owned so that the parameter list can borrow them.
+struct Arguments<'a> {
+    keys: Vec<&'a str>,
+    token: i64,
+    span_ms: Option<i64>,
+    wait_ms: i32,
+}
+
+impl<'a> Arguments<'a> {
+    fn new(
+        keys: &'a DeliveryKeys,
+        token: ClaimToken,
+        span: Option<Duration>,
+        deadline: Instant,
+    ) -> Self {
+        Self {
+            keys: keys.all().map(|key| key.as_str()).collect(),
+            token: signed(token),
+            span_ms: span.map(millis),
+            wait_ms: lock_budget_ms(deadline.saturating_duration_since(Instant::now())),
+        }
+    }
+
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&self.keys, &self.token];
+        if let Some(span) = &self.span_ms {
+            params.push(span);
+        }
+        params.push(&self.wait_ms);
+        params
+    }
+
+    fn typed_params(&self, function: Function) -> Vec<(&(dyn ToSql + Sync), Type)> {
+        self.params()
+            .into_iter()
+            .zip(function.types().iter().cloned())
+            .collect()
+    }
+}
+
+/// What the server may spend waiting for locks, of the `left` the client still waits: nine
+/// tenths, so that the server gives up (and says so) before the client stops listening.
+fn lock_budget_ms(left: Duration) -> i32 {
+    let budget = left - left / 10;
+    i32::try_from(budget.as_millis()).unwrap_or(i32::MAX).max(1)
+}
 
 /// A dedupe store in PostgreSQL, shared by receivers on several machines.
 ///
-/// See the [module docs](self) for the table, the design and the transaction recipe.
+/// See the [module docs](self) for the table, the design and the transaction recipes.
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
-    clock: Arc<dyn Clock>,
-    timeout: std::time::Duration,
+    timeout: Duration,
     cleanup_every: u64,
     cleanup: Arc<CleanupState>,
 }
@@ -228,7 +492,7 @@ impl PostgresStore {
     /// For TLS or other pool settings, build a [`Pool`] yourself and use
     /// [`PostgresStore::new`].
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let bound = DEFAULT_TIMEOUT.unsigned_abs();
+        let bound = DEFAULT_TIMEOUT;
         let mut config: ::tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::from_source("postgres: invalid connection URL", e))?;
@@ -252,33 +516,26 @@ impl PostgresStore {
             .map_err(|e| StoreError::from_source("postgres: cannot build the pool", e))?;
         let store = Self::new(pool);
         // Fail fast on a wrong address or credentials; the connection goes back to the pool.
-        drop(store.client(Instant::now() + store.timeout).await?);
+        drop(pooled(&store.pool, Instant::now() + store.timeout, store.timeout).await?);
         Ok(store)
     }
 
-    /// A store over `pool`, with the default timeout and cleanup interval, on the system clock.
+    /// A store over `pool`, with the default timeout and cleanup interval.
     pub fn new(pool: Pool) -> Self {
         Self {
             pool,
-            clock: Arc::new(SystemClock),
-            timeout: DEFAULT_TIMEOUT.unsigned_abs(),
+            timeout: DEFAULT_TIMEOUT,
             cleanup_every: DEFAULT_CLEANUP_EVERY,
             cleanup: Arc::default(),
         }
     }
 
-    /// Judges expiry on `clock`. Give it the verifier's clock.
-    #[must_use]
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
     /// Bounds each call, waiting for a pooled connection included: past `timeout` the call
-    /// fails with a [`StoreError`] (a negative duration counts as zero).
+    /// fails with a [`StoreError`]. The server bounds its lock waits by nine tenths of what is
+    /// left of it. Keep it no longer than the receiver's store timeout.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout.max(Duration::ZERO).unsigned_abs();
+        self.timeout = timeout;
         self
     }
 
@@ -297,12 +554,15 @@ impl PostgresStore {
         &self.pool
     }
 
-    /// Creates the table and its index if they do not exist ([`MIGRATION`]). Concurrent calls
-    /// (several receivers starting at once) wait for each other. Bounded by 30 s.
+    /// Creates or upgrades the table, its index and the functions ([`MIGRATION`]). Concurrent
+    /// calls (several receivers starting at once) wait for each other. Bounded by 30 s.
+    ///
+    /// It replaces the functions every time (`CREATE OR REPLACE FUNCTION`), which only their
+    /// owner may do: with a separate migration role, apply [`MIGRATION`] with that role and
+    /// do not call this from the application.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let bound = MIGRATE_TIMEOUT.unsigned_abs();
-        let deadline = Instant::now() + bound;
-        let mut client = self.client(deadline).await?;
+        let deadline = Instant::now() + MIGRATE_TIMEOUT;
+        let mut client = pooled(&self.pool, deadline, MIGRATE_TIMEOUT).await?;
         let run = async {
             let tx = client.transaction().await?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
@@ -313,20 +573,24 @@ impl PostgresStore {
         let result = tokio::time::timeout_at(deadline, run).await;
         match result {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(StoreError::from_source("postgres: migration failed", error)),
+            Ok(Err(error)) => Err(failed("migration", error)),
             Err(_) => {
                 drop(Object::take(client));
-                Err(StoreError::new(timeout_message("migration", bound)))
+                Err(StoreError::new(timeout_message(
+                    "migration",
+                    MIGRATE_TIMEOUT,
+                )))
             }
         }
     }
 
-    /// Deletes every expired row, in batches of [`CLEANUP_BATCH`], each bounded by the timeout;
-    /// answers how many rows went. Rows locked by open transactions are left for next time.
+    /// Deletes every expired row (expired on the server's clock), in batches of
+    /// [`CLEANUP_BATCH`], each bounded by the timeout; answers how many rows went. Rows locked
+    /// by open transactions are left for next time.
     pub async fn cleanup(&self) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
-            let deleted = cleanup_batch(&self.pool, self.now_ms(), self.timeout).await?;
+            let deleted = cleanup_batch(&self.pool, self.timeout).await?;
             total += deleted;
             if deleted < CLEANUP_BATCH.unsigned_abs() {
                 return Ok(total);
@@ -335,132 +599,115 @@ impl PostgresStore {
     }
 
     /// [`DeliveryStore::claim`] on `client`: a connection, or a transaction whose commit then
-    /// publishes the claim (see the [module docs](self)). Bounded by the timeout.
+    /// publishes the claim and whose rollback undoes it. A lost claim keeps no key and no lock
+    /// in the transaction. Bounded by the timeout. See the [module docs](self).
     pub async fn claim_in<C>(
         &self,
         client: &C,
-        key: &DedupeKey,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
         lease: Duration,
     ) -> Result<Claim, StoreError>
     where
         C: GenericClient + Sync,
     {
-        let (token, now_ms, until_ms) = self.claim_parts(lease)?;
-        let raw = signed(token);
-        let params: [(&(dyn ToSql + Sync), Type); 4] = [
-            (&key.as_str(), CLAIM_TYPES[0].clone()),
-            (&raw, CLAIM_TYPES[1].clone()),
-            (&until_ms, CLAIM_TYPES[2].clone()),
-            (&now_ms, CLAIM_TYPES[3].clone()),
-        ];
-        let rows = self
-            .bounded("claim", client.query_typed(CLAIM_SQL, &params))
+        let code = self
+            .call_in(client, Function::Claim, keys, token, Some(lease))
             .await?;
-        claim_answer(rows.first(), token)
+        claim_answer(code)
     }
 
     /// [`DeliveryStore::complete`] on `client`, typically the transaction that holds the
     /// handler's writes: the completion commits or rolls back with them. Answers `false` if
-    /// `token` no longer owns the key; then roll the transaction back. Bounded by the timeout.
+    /// `token` no longer holds every key; then roll the transaction back. Bounded by the
+    /// timeout.
     pub async fn complete_in<C>(
         &self,
         client: &C,
-        key: &DedupeKey,
+        keys: &DeliveryKeys,
         token: ClaimToken,
         retain: Duration,
     ) -> Result<bool, StoreError>
     where
         C: GenericClient + Sync,
     {
-        let until_ms = deadline(self.now_ms(), retain);
-        let raw = signed(token);
-        let params: [(&(dyn ToSql + Sync), Type); 3] = [
-            (&key.as_str(), COMPLETE_TYPES[0].clone()),
-            (&raw, COMPLETE_TYPES[1].clone()),
-            (&until_ms, COMPLETE_TYPES[2].clone()),
-        ];
-        let rows = self
-            .bounded("complete", client.query_typed(COMPLETE_SQL, &params))
-            .await?;
-        Ok(!rows.is_empty())
+        self.call_in(client, Function::Complete, keys, token, Some(retain))
+            .await
     }
 
     /// [`DeliveryStore::release`] on `client`. Bounded by the timeout.
     pub async fn release_in<C>(
         &self,
         client: &C,
-        key: &DedupeKey,
+        keys: &DeliveryKeys,
         token: ClaimToken,
     ) -> Result<bool, StoreError>
     where
         C: GenericClient + Sync,
     {
-        let raw = signed(token);
-        let params: [(&(dyn ToSql + Sync), Type); 2] = [
-            (&key.as_str(), RELEASE_TYPES[0].clone()),
-            (&raw, RELEASE_TYPES[1].clone()),
-        ];
-        let rows = self
-            .bounded("release", client.query_typed(RELEASE_SQL, &params))
-            .await?;
-        Ok(!rows.is_empty())
+        self.call_in(client, Function::Release, keys, token, None)
+            .await
     }
 
-    fn now_ms(&self) -> i64 {
-        unix_ms(self.clock.unix_nanos())
-    }
-
-    fn claim_parts(&self, lease: Duration) -> Result<(ClaimToken, i64, i64), StoreError> {
-        let token = ClaimToken::random()?;
-        let now_ms = self.now_ms();
-        Ok((token, now_ms, deadline(now_ms, lease)))
-    }
-
-    async fn bounded<T>(
+    /// Calls `function` on the caller's client, in one round trip (an unnamed statement: the
+    /// caller's client has no statement cache).
+    async fn call_in<C, T>(
         &self,
-        call: &'static str,
-        query: impl Future<Output = Result<T, ::tokio_postgres::Error>>,
-    ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, query).await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(error)) => Err(StoreError::from_source(
-                format!("postgres: {call} failed"),
-                error,
-            )),
-            Err(_) => Err(StoreError::new(timeout_message(call, self.timeout))),
-        }
-    }
-
-    /// A pooled connection, by `deadline`.
-    async fn client(&self, deadline: Instant) -> Result<Object, StoreError> {
-        pooled(&self.pool, deadline, self.timeout).await
-    }
-
-    /// Runs a prepared (and cached per connection) statement on a pooled connection, the whole
-    /// call bounded by the timeout. A connection that timed out is dropped, not pooled: it may
-    /// still be waiting for an answer.
-    async fn query_pooled(
-        &self,
-        call: &'static str,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<Row>, StoreError> {
+        client: &C,
+        function: Function,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+        span: Option<Duration>,
+    ) -> Result<T, StoreError>
+    where
+        C: GenericClient + Sync,
+        T: FromSqlOwned,
+    {
         let deadline = Instant::now() + self.timeout;
-        let client = self.client(deadline).await?;
+        let arguments = Arguments::new(keys, token, span, deadline);
         let run = async {
-            let statement = client.prepare_cached(sql).await?;
-            client.query_opt(&statement, params).await
+            let rows = client
+                .query_typed(function.sql(), &arguments.typed_params(function))
+                .await?;
+            match rows.first() {
+                Some(row) => row.try_get(0).map_err(Failure::Postgres),
+                None => Err(Failure::NoRow),
+            }
         };
         let result = tokio::time::timeout_at(deadline, run).await;
-        match result {
-            Ok(Ok(row)) => Ok(row),
-            Ok(Err(error)) => Err(StoreError::from_source(
-                format!("postgres: {call} failed"),
-                error,
-            )),
+        answer(function.name(), self.timeout, result)
+    }
+
+    /// Calls `function` on a pooled connection, with a statement prepared once per
+    /// connection; the whole call (waiting for the connection included) bounded by the
+    /// timeout. A connection that timed out is dropped, not pooled: it may still be busy.
+    async fn call_pooled<T: FromSqlOwned>(
+        &self,
+        function: Function,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+        span: Option<Duration>,
+    ) -> Result<T, StoreError> {
+        let deadline = Instant::now() + self.timeout;
+        let client = pooled(&self.pool, deadline, self.timeout).await?;
+        let run = async {
+            let statement = client
+                .prepare_typed_cached(function.sql(), function.types())
+                .await?;
+            // The lock budget counts from here: the connection and the statement are ready.
+            let arguments = Arguments::new(keys, token, span, deadline);
+            let row = client.query_one(&statement, &arguments.params()).await?;
+            row.try_get(0)
+        };
+        match tokio::time::timeout_at(deadline, run).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(error)) => Err(failed(function.name(), error)),
             Err(_) => {
                 drop(Object::take(client));
-                Err(StoreError::new(timeout_message(call, self.timeout)))
+                Err(StoreError::new(timeout_message(
+                    function.name(),
+                    self.timeout,
+                )))
             }
         }
     }
@@ -481,55 +728,51 @@ impl PostgresStore {
         if self.cleanup.running.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (pool, state, now_ms, timeout) = (
-            self.pool.clone(),
-            Arc::clone(&self.cleanup),
-            self.now_ms(),
-            self.timeout,
-        );
+        let (pool, state, timeout) = (self.pool.clone(), Arc::clone(&self.cleanup), self.timeout);
         runtime.spawn(async move {
             // A failed batch is retried by the next one.
-            let _ = cleanup_batch(&pool, now_ms, timeout).await;
+            let _ = cleanup_batch(&pool, timeout).await;
             state.running.store(false, Ordering::Release);
         });
     }
 }
 
 impl DeliveryStore for PostgresStore {
-    async fn claim(&self, key: &DedupeKey, lease: Duration) -> Result<Claim, StoreError> {
-        let (token, now_ms, until_ms) = self.claim_parts(lease)?;
-        let raw = signed(token);
-        let row = self
-            .query_pooled(
-                "claim",
-                CLAIM_SQL,
-                &[&key.as_str(), &raw, &until_ms, &now_ms],
-            )
+    async fn claim(
+        &self,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        let code = self
+            .call_pooled(Function::Claim, keys, token, Some(lease))
             .await?;
         self.maybe_cleanup();
-        claim_answer(row.as_ref(), token)
+        claim_answer(code)
+    }
+
+    async fn renew(
+        &self,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        self.call_pooled(Function::Renew, keys, token, Some(lease))
+            .await
     }
 
     async fn complete(
         &self,
-        key: &DedupeKey,
+        keys: &DeliveryKeys,
         token: ClaimToken,
         retain: Duration,
     ) -> Result<bool, StoreError> {
-        let until_ms = deadline(self.now_ms(), retain);
-        let raw = signed(token);
-        let row = self
-            .query_pooled("complete", COMPLETE_SQL, &[&key.as_str(), &raw, &until_ms])
-            .await?;
-        Ok(row.is_some())
+        self.call_pooled(Function::Complete, keys, token, Some(retain))
+            .await
     }
 
-    async fn release(&self, key: &DedupeKey, token: ClaimToken) -> Result<bool, StoreError> {
-        let raw = signed(token);
-        let row = self
-            .query_pooled("release", RELEASE_SQL, &[&key.as_str(), &raw])
-            .await?;
-        Ok(row.is_some())
+    async fn release(&self, keys: &DeliveryKeys, token: ClaimToken) -> Result<bool, StoreError> {
+        self.call_pooled(Function::Release, keys, token, None).await
     }
 }
 
@@ -537,19 +780,42 @@ impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresStore")
             .field("pool", &self.pool.status())
-            .field("clock", &self.clock)
             .field("timeout", &self.timeout)
             .field("cleanup_every", &self.cleanup_every)
             .finish_non_exhaustive()
     }
 }
 
+/// Why a call on the caller's client failed.
+enum Failure {
+    Postgres(::tokio_postgres::Error),
+    NoRow,
+}
+
+impl From<::tokio_postgres::Error> for Failure {
+    fn from(error: ::tokio_postgres::Error) -> Self {
+        Self::Postgres(error)
+    }
+}
+
+/// The answer of a bounded call on the caller's client.
+fn answer<T>(
+    call: &str,
+    bound: Duration,
+    result: Result<Result<T, Failure>, tokio::time::error::Elapsed>,
+) -> Result<T, StoreError> {
+    match result {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(Failure::Postgres(error))) => Err(failed(call, error)),
+        Ok(Err(Failure::NoRow)) => {
+            Err(StoreError::new(format!("postgres: {call} answered no row")))
+        }
+        Err(_) => Err(StoreError::new(timeout_message(call, bound))),
+    }
+}
+
 /// A pooled connection by `deadline` (`bound` names the limit in the error).
-async fn pooled(
-    pool: &Pool,
-    deadline: Instant,
-    bound: std::time::Duration,
-) -> Result<Object, StoreError> {
+async fn pooled(pool: &Pool, deadline: Instant, bound: Duration) -> Result<Object, StoreError> {
     match tokio::time::timeout_at(deadline, pool.get()).await {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(error)) => Err(StoreError::from_source("postgres: no connection", error)),
@@ -557,22 +823,23 @@ async fn pooled(
     }
 }
 
-/// Deletes up to [`CLEANUP_BATCH`] rows expired at `now_ms`.
-async fn cleanup_batch(
-    pool: &Pool,
-    now_ms: i64,
-    bound: std::time::Duration,
-) -> Result<u64, StoreError> {
+/// Deletes up to [`CLEANUP_BATCH`] expired rows.
+async fn cleanup_batch(pool: &Pool, bound: Duration) -> Result<u64, StoreError> {
     let deadline = Instant::now() + bound;
     let client = pooled(pool, deadline, bound).await?;
     let run = async {
-        let statement = client.prepare_cached(CLEANUP_SQL).await?;
-        client.execute(&statement, &[&now_ms, &CLEANUP_BATCH]).await
+        let statement = client
+            .prepare_typed_cached(CLEANUP_SQL, &CLEANUP_TYPES)
+            .await?;
+        let wait_ms = lock_budget_ms(deadline.saturating_duration_since(Instant::now()));
+        let row = client
+            .query_one(&statement, &[&CLEANUP_BATCH, &wait_ms])
+            .await?;
+        row.try_get::<_, i64>(0)
     };
-    let result = tokio::time::timeout_at(deadline, run).await;
-    match result {
-        Ok(Ok(deleted)) => Ok(deleted),
-        Ok(Err(error)) => Err(StoreError::from_source("postgres: cleanup failed", error)),
+    match tokio::time::timeout_at(deadline, run).await {
+        Ok(Ok(deleted)) => Ok(deleted.unsigned_abs()),
+        Ok(Err(error)) => Err(failed("cleanup", error)),
         Err(_) => {
             drop(Object::take(client));
             Err(StoreError::new(timeout_message("cleanup", bound)))
@@ -580,18 +847,12 @@ async fn cleanup_batch(
     }
 }
 
-fn claim_answer(row: Option<&Row>, token: ClaimToken) -> Result<Claim, StoreError> {
-    let Some(row) = row else {
-        // The conflicting row is newer than the statement's snapshot: a concurrent claim.
-        return Ok(Claim::InFlight);
-    };
-    let answer: i32 = row
-        .try_get(0)
-        .map_err(|e| StoreError::from_source("postgres: unexpected answer to a claim", e))?;
-    match answer {
-        FRESH => Ok(Claim::Fresh(token)),
+fn claim_answer(code: i32) -> Result<Claim, StoreError> {
+    match code {
+        FRESH => Ok(Claim::Fresh),
         IN_FLIGHT => Ok(Claim::InFlight),
         COMPLETED => Ok(Claim::Completed),
+        REPLAY => Ok(Claim::Replay),
         other => Err(StoreError::new(format!(
             "postgres: unexpected answer {other} to a claim"
         ))),
@@ -603,7 +864,21 @@ fn signed(token: ClaimToken) -> i64 {
     i64::from_le_bytes(token.get().to_le_bytes())
 }
 
-fn timeout_message(call: &str, bound: std::time::Duration) -> String {
+/// A failed call, naming the server's own message and SQLSTATE when the server answered with
+/// an error (tokio-postgres shows only "db error" for those).
+fn failed(call: &str, error: ::tokio_postgres::Error) -> StoreError {
+    let message = match error.as_db_error() {
+        Some(db) => format!(
+            "postgres: {call} failed: {} (SQLSTATE {})",
+            db.message(),
+            db.code().code()
+        ),
+        None => format!("postgres: {call} failed"),
+    };
+    StoreError::from_source(message, error)
+}
+
+fn timeout_message(call: &str, bound: Duration) -> String {
     format!(
         "postgres: {call} got no answer within {} ms",
         bound.as_millis()
@@ -623,10 +898,32 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_row_is_in_flight() {
-        assert_eq!(
-            claim_answer(None, ClaimToken::new(7)).expect("answer"),
-            Claim::InFlight
-        );
+    fn answers_map_to_claims() {
+        assert_eq!(claim_answer(FRESH).expect("answer"), Claim::Fresh);
+        assert_eq!(claim_answer(IN_FLIGHT).expect("answer"), Claim::InFlight);
+        assert_eq!(claim_answer(COMPLETED).expect("answer"), Claim::Completed);
+        assert_eq!(claim_answer(REPLAY).expect("answer"), Claim::Replay);
+        assert!(claim_answer(4).is_err());
+    }
+
+    #[test]
+    fn the_server_gives_up_before_the_client() {
+        assert_eq!(lock_budget_ms(Duration::from_secs(2)), 1_800);
+        assert_eq!(lock_budget_ms(Duration::from_millis(10)), 9);
+        assert_eq!(lock_budget_ms(Duration::ZERO), 1);
+        assert_eq!(lock_budget_ms(Duration::MAX), i32::MAX);
+    }
+
+    #[test]
+    fn parameters_follow_the_signatures() {
+        for function in [
+            Function::Claim,
+            Function::Renew,
+            Function::Complete,
+            Function::Release,
+        ] {
+            let placeholders = function.sql().matches('$').count();
+            assert_eq!(placeholders, function.types().len(), "{function:?}");
+        }
     }
 }
