@@ -563,13 +563,10 @@ fn spawn_settle<S: DeliveryStore>(
             };
             if let Ok(Ok(done)) = tokio::time::timeout(settings.store_timeout, call).await {
                 if matches!(how, Settle::Complete) && !done {
-                    // An earlier attempt that timed out may have landed after all.
-                    tracing::warn!(
+                    tracing::error!(
                         target: "hookverify",
                         delivery_id = keys.delivery_id(),
-                        "the completion could not be confirmed: an attempt that timed out \
-                         recorded it, or the claim was lost and the delivery may have been \
-                         handled twice"
+                        "claim lost before completion: the delivery may have been handled twice"
                     );
                 }
                 return;

@@ -326,8 +326,9 @@ pub(crate) fn millis(span: Duration) -> i64 {
 ///   retried with the same token after a lost answer gets [`Claim::Fresh`] again.
 /// - **Fencing.** `renew`, `complete` and `release` check the token and change the keys in the
 ///   same step, so a stale owner can never touch a newer claim. `renew` and `complete` act only
-///   if every key is still held by the token; `release` frees each key the token still holds.
-///   A completed key is never released.
+///   if every key is still held by the token (`complete` also answers `true`, again, for keys
+///   the token already completed: stores keep the token of a completion); `release` frees each
+///   key the token still holds. A completed key is never released.
 /// - **The store's own clock.** Leases and retention are measured on the store's clock (the
 ///   server's, for a networked store), never on the caller's: replicas whose clocks disagree
 ///   cannot shorten a lease.
@@ -354,8 +355,9 @@ pub trait DeliveryStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Marks the delivery handled and remembers every key for `retain` from now. Answers
-    /// `false`, changing nothing, if the token no longer holds every key (its lease ran out and
-    /// another attempt took a key over, or it was released).
+    /// `true` if the token holds every key, or has already completed them (a completion whose
+    /// answer was lost can be retried); `false`, changing nothing, otherwise (its lease ran out
+    /// and another attempt took a key over, or it was released).
     fn complete(
         &self,
         keys: &DeliveryKeys,

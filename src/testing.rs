@@ -256,7 +256,7 @@ async fn race<S: DeliveryStore>(store: &Arc<S>, deliveries: Vec<Arc<DeliveryKeys
 }
 
 /// A claim retried with the same token (its first answer was lost) is fresh again, and is
-/// still one claim: others see it in flight.
+/// still one claim: others see it in flight. The same holds for a repeated completion.
 pub async fn claim_is_idempotent_for_its_token<S: DeliveryStore>(store: Arc<S>, ns: Namespace) {
     let delivery = keys(&ns, Some("dlv_again"), "m_again");
     let token = fresh(&*store, &delivery, LEASE).await;
@@ -267,6 +267,12 @@ pub async fn claim_is_idempotent_for_its_token<S: DeliveryStore>(store: Arc<S>, 
         claim(&*store, &delivery, token, LEASE).await,
         Claim::Completed
     );
+    // A completion retried with its token (its first answer was lost) is recognised; another
+    // token's is not.
+    assert!(complete(&*store, &delivery, token, RETAIN).await);
+    let stranger = ClaimToken::new(token.get() ^ 1);
+    assert!(!complete(&*store, &delivery, stranger, RETAIN).await);
+    assert_eq!(other(&*store, &delivery).await, Claim::Completed);
 }
 
 /// A claim whose caller gave up on the answer is taken back with the token it was written

@@ -78,7 +78,7 @@ async fn redis_store_conforms() {
     eprintln!("redis conformance: {:?}", started.elapsed());
 }
 
-/// Each key is a string, `held:<token>` then `done`, whose TTL is the lease, then the
+/// Each key is a string, `held:<token>` then `done:<token>`, whose TTL is the lease, then the
 /// retention, as the server counts it; a released key is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn values_and_ttls_follow_the_documented_layout() {
@@ -106,6 +106,7 @@ async fn values_and_ttls_follow_the_documented_layout() {
         Claim::Fresh
     );
     let held = format!("held:{}", owner.get());
+    let done = format!("done:{}", owner.get());
     for name in &names {
         let kind: String = redis::cmd("TYPE")
             .arg(name)
@@ -137,13 +138,16 @@ async fn values_and_ttls_follow_the_documented_layout() {
             .expect("complete")
     );
     for name in &names {
-        assert_eq!(get(&mut raw, name).await.as_deref(), Some("done"));
+        assert_eq!(get(&mut raw, name).await.as_deref(), Some(done.as_str()));
         let ttl = pttl(&mut raw, name).await;
         assert!((599_000..=600_000).contains(&ttl), "{name}: ttl {ttl}");
     }
     // A completed key is never released.
     assert!(!store.release(&keys, owner).await.expect("release"));
-    assert_eq!(get(&mut raw, &names[0]).await.as_deref(), Some("done"));
+    assert_eq!(
+        get(&mut raw, &names[0]).await.as_deref(),
+        Some(done.as_str())
+    );
 
     // A released claim leaves no key behind.
     let other = delivery(&ns, Some("dlv_released"), "m_released");

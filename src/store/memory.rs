@@ -34,31 +34,52 @@ pub enum WhenFull {
     Refuse,
 }
 
-/// One remembered key: 16 bytes of key digest and 16 of state, beside the LRU's own links.
+/// One remembered key: 16 bytes of key digest and 24 of state, beside the LRU's own links.
 #[derive(Clone, Copy)]
 struct Entry {
-    /// The owner's token, or `None` once completed.
-    token: Option<u64>,
+    /// The owner's token, kept once completed so that a repeated completion is recognised.
+    token: u64,
     /// Unix milliseconds (on the store's clock) at which the lease or the retention ends.
     until_ms: i64,
+    completed: bool,
 }
 
 impl Entry {
+    fn held(token: u64, until_ms: i64) -> Self {
+        Self {
+            token,
+            until_ms,
+            completed: false,
+        }
+    }
+
+    fn completed_by(token: u64, until_ms: i64) -> Self {
+        Self {
+            token,
+            until_ms,
+            completed: true,
+        }
+    }
+
+    fn is_completed(&self) -> bool {
+        self.completed
+    }
+
     fn live(&self, now: i64) -> bool {
         self.until_ms > now
     }
 
     /// Held by another token, unexpired.
     fn held_by_other(&self, now: i64, token: u64) -> bool {
-        self.live(now) && self.token.is_some_and(|owner| owner != token)
+        self.live(now) && !self.is_completed() && self.token != token
     }
 
     fn completed(&self, now: i64) -> bool {
-        self.live(now) && self.token.is_none()
+        self.live(now) && self.is_completed()
     }
 
     fn held_by(&self, now: i64, token: u64) -> bool {
-        self.live(now) && self.token == Some(token)
+        self.live(now) && !self.is_completed() && self.token == token
     }
 }
 
@@ -198,10 +219,7 @@ impl MemoryStore {
             .filter(|key| !state.entries.contains(key.digest()))
             .count();
         self.make_room(&mut state, now, new_keys)?;
-        let entry = Entry {
-            token: Some(token),
-            until_ms: now.saturating_add(millis(lease)),
-        };
+        let entry = Entry::held(token, now.saturating_add(millis(lease)));
         for key in keys.all() {
             state.entries.push(*key.digest(), entry);
         }
@@ -239,39 +257,41 @@ impl MemoryStore {
     }
 
     fn renew_now(&self, keys: &DeliveryKeys, token: ClaimToken, lease: Duration) -> bool {
-        self.settle(keys, token, Some(token.get()), lease)
+        let (now, token) = (self.now_ms(), token.get());
+        self.settle(
+            keys,
+            |entry| entry.held_by(now, token),
+            || Entry::held(token, now.saturating_add(millis(lease))),
+        )
     }
 
     fn complete_now(&self, keys: &DeliveryKeys, token: ClaimToken, retain: Duration) -> bool {
-        self.settle(keys, token, None, retain)
+        let (now, token) = (self.now_ms(), token.get());
+        let ours = |entry: &Entry| {
+            entry.held_by(now, token) || (entry.completed(now) && entry.token == token)
+        };
+        self.settle(keys, ours, || {
+            Entry::completed_by(token, now.saturating_add(millis(retain)))
+        })
     }
 
-    /// If the token holds every key, sets them all to `owner` for `span` from now.
+    /// If every key's entry passes `ours`, replaces them all with `next()`.
     fn settle(
         &self,
         keys: &DeliveryKeys,
-        token: ClaimToken,
-        owner: Option<u64>,
-        span: Duration,
+        ours: impl Fn(&Entry) -> bool,
+        next: impl Fn() -> Entry,
     ) -> bool {
-        let now = self.now_ms();
         let mut state = self.lock();
-        let holds_all = keys.all().all(|key| {
-            state
-                .entries
-                .peek(key.digest())
-                .is_some_and(|entry| entry.held_by(now, token.get()))
-        });
-        if holds_all {
-            let entry = Entry {
-                token: owner,
-                until_ms: now.saturating_add(millis(span)),
-            };
+        let all_ours = keys
+            .all()
+            .all(|key| state.entries.peek(key.digest()).is_some_and(&ours));
+        if all_ours {
             for key in keys.all() {
-                state.entries.put(*key.digest(), entry);
+                state.entries.put(*key.digest(), next());
             }
         }
-        holds_all
+        all_ours
     }
 
     fn release_now(&self, keys: &DeliveryKeys, token: ClaimToken) -> bool {
@@ -281,7 +301,7 @@ impl MemoryStore {
             if state
                 .entries
                 .peek(key.digest())
-                .is_some_and(|entry| entry.token == Some(token.get()))
+                .is_some_and(|entry| !entry.is_completed() && entry.token == token.get())
             {
                 state.entries.pop(key.digest());
                 released += 1;

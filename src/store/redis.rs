@@ -27,7 +27,7 @@
 //!
 //! | Redis key | value | expiry |
 //! | --- | --- | --- |
-//! | `{prefix}{{namespace}}:id:{delivery id}` | `held:{token}` while claimed, `done` once completed | the lease (claim, renew), then the retention (complete) |
+//! | `{prefix}{{namespace}}:id:{delivery id}` | `held:{token}` while claimed, `done:{token}` once completed | the lease (claim, renew), then the retention (complete) |
 //! | `{prefix}{{namespace}}:msg:{32 hex digits}` | the same | the same |
 //!
 //! for instance `hookverify:{default}:id:dlv_123` and `hookverify:{default}:msg:9f86…`. The
@@ -36,14 +36,16 @@
 //! The scripts answer:
 //!
 //! - **claim** (`KEYS`: the id key if any, then the message key; `ARGV`: token, lease in ms):
-//!   `2` (completed) if the id key is `done`; `1` (in flight) if the id key is held by another
+//!   `2` (completed) if the id key is done; `1` (in flight) if the id key is held by another
 //!   token; `1` if the message key is held by another token; `3` (replay) if the message key is
-//!   `done`; else both keys are set to `held:{token}` with `PX lease`, answer `0` (fresh). A key
+//!   done; else both keys are set to `held:{token}` with `PX lease`, answer `0` (fresh). A key
 //!   held by the same token counts as free, so a claim retried with its token is fresh again.
 //! - **renew** (`ARGV`: token, lease in ms): `1` and `PEXPIRE lease` on every key if the token
 //!   holds all of them, else `0` and nothing changes.
-//! - **complete** (`ARGV`: token, retention in ms): `1` and every key set to `done` with
-//!   `PX retention` if the token holds all of them, else `0` and nothing changes.
+//! - **complete** (`ARGV`: token, retention in ms): `1` and every key set to `done:{token}`
+//!   with `PX retention` if the token holds (or already completed) all of them, else `0` and
+//!   nothing changes. Keeping the token makes a repeated completion harmless: a completion
+//!   whose answer was lost can be retried.
 //! - **release** (`ARGV`: token): deletes each key the token still holds, answers how many.
 //!
 //! # Redis Cluster
@@ -125,11 +127,11 @@ local mine = 'held:' .. ARGV[1]
 local last = #KEYS
 if last == 2 then
   local id = redis.call('GET', KEYS[1])
-  if id == 'done' then return 2 end
+  if id and string.sub(id, 1, 5) == 'done:' then return 2 end
   if id and id ~= mine then return 1 end
 end
 local msg = redis.call('GET', KEYS[last])
-if msg == 'done' then return 3 end
+if msg and string.sub(msg, 1, 5) == 'done:' then return 3 end
 if msg and msg ~= mine then return 1 end
 for i = 1, last do
   redis.call('SET', KEYS[i], mine, 'PX', ARGV[2])
@@ -157,16 +159,19 @@ return 1
 });
 
 /// `KEYS`: the delivery's keys. `ARGV`: the token, the retention in ms.
-/// Answers 1 (every key is now `done` for the retention) if the token holds every key, else 0.
+/// Answers 1 (every key is now `done:<token>` for the retention) if the token holds or has
+/// completed every key, else 0.
 static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local mine = 'held:' .. ARGV[1]
+local done = 'done:' .. ARGV[1]
 for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) ~= mine then return 0 end
+  local value = redis.call('GET', KEYS[i])
+  if value ~= mine and value ~= done then return 0 end
 end
 for i = 1, #KEYS do
-  redis.call('SET', KEYS[i], 'done', 'PX', ARGV[2])
+  redis.call('SET', KEYS[i], done, 'PX', ARGV[2])
 end
 return 1
 ",
@@ -174,7 +179,7 @@ return 1
 });
 
 /// `KEYS`: the delivery's keys. `ARGV`: the token.
-/// Deletes each key the token holds (never a `done` one); answers how many.
+/// Deletes each key the token holds (never a completed one); answers how many.
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
