@@ -258,7 +258,7 @@ fn any_verifier() -> impl Strategy<Value = Verifier> {
     (
         prop::collection::vec(prop::collection::vec(any::<u8>(), 1..40), 1..4),
         MIN_UNIX..=MAX_UNIX,
-        prop_oneof![0..=600i64, 0..=i64::MAX],
+        prop_oneof![0..=600i64, 0..=hookverify::MAX_TOLERANCE.whole_seconds()],
     )
         .prop_map(|(secrets, now, tolerance)| {
             Verifier::builder()
