@@ -17,6 +17,8 @@ mod options;
 mod secrets;
 #[path = "hookverify/serve.rs"]
 mod serve;
+#[path = "hookverify/server.rs"]
+mod server;
 #[path = "hookverify/sign.rs"]
 mod sign;
 

@@ -34,6 +34,7 @@ use tracing_subscriber::filter::LevelFilter;
 use crate::Failure;
 use crate::options::{StoreChoice, StoreUrl, check_path, parse_store, redact};
 use crate::secrets;
+use crate::server::{self, Limits};
 
 /// The label of a secret generated for one run.
 const GENERATED_LABEL: &str = "generated";
@@ -42,9 +43,11 @@ const GENERATED_LABEL: &str = "generated";
 ///
 /// Answers 200 to each delivery handled (and to duplicates of completed ones, without printing
 /// them again); 400 for a missing or malformed header, 401 for a bad signature or a timestamp
-/// outside the window, 413 for a body over --max-body, 429 for a copy of a delivery still in
-/// flight, 503 while the store cannot answer. Logs go to stderr (filter with RUST_LOG, default
-/// info).
+/// outside the window, 408 for a body not received within --body-timeout, 413 for a body over
+/// --max-body, 429 for a copy of a delivery still in flight, 503 while the store cannot answer
+/// or while every --max-large-bodies slot is taken. Slow or idle connections are closed (see the
+/// timeouts below), so memory stays bounded by the limits. Logs go to stderr (filter with
+/// RUST_LOG, default info).
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// Address to listen on; port 0 picks a free port. Once bound, `listening on http://IP:PORT`
@@ -103,6 +106,59 @@ pub(crate) struct ServeArgs {
     /// Accept deliveries only on this exact path (others get 404) [default: POST on any path]
     #[arg(long, value_name = "PATH")]
     path: Option<String>,
+
+    /// Seconds a client has to send a request's headers, counted from its connection (or, on a
+    /// kept-alive connection, from the request's first byte); past it the connection is closed.
+    /// 1-60
+    #[arg(
+        long,
+        default_value_t = 5,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..=60)
+    )]
+    header_timeout: u64,
+
+    /// Seconds a client has to send a request's body, counted from the end of its headers; a body
+    /// still arriving then gets 408 and the connection is closed. 1-60
+    #[arg(
+        long,
+        default_value_t = 10,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..=60)
+    )]
+    body_timeout: u64,
+
+    /// Seconds a kept-alive connection may wait for its next request before it is closed. 1-600
+    #[arg(
+        long,
+        default_value_t = 5,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..=600)
+    )]
+    idle_timeout: u64,
+
+    /// Connections served at once; more wait in the kernel's accept queue until one closes.
+    /// Each holds a read buffer under 64 KiB and a body of at most 64 KiB (a larger one needs a
+    /// --max-large-bodies slot). 1-100000
+    #[arg(
+        long,
+        default_value_t = 256,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    max_connections: u32,
+
+    /// Bodies over 64 KiB (or of unknown length) read at once, each up to --max-body; one more
+    /// gets 503 (Retry-After: 1) before its body is read. The bodies held at once thus total at
+    /// most max-connections x 64 KiB + max-large-bodies x max-body (80 MiB with the defaults).
+    /// 1-100000
+    #[arg(
+        long,
+        default_value_t = 64,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    max_large_bodies: u32,
 }
 
 /// Everything checked, before any runtime starts or any port is bound.
@@ -115,6 +171,7 @@ struct Config {
     max_body: usize,
     path: Option<String>,
     refuse_when_full: bool,
+    limits: Limits,
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
@@ -165,6 +222,14 @@ fn configure(args: ServeArgs) -> Result<(Config, StoreChoice), Failure> {
         max_body: args.max_body,
         path: args.path,
         refuse_when_full: args.when_full.as_deref() == Some("refuse"),
+        limits: Limits {
+            header_timeout: std::time::Duration::from_secs(args.header_timeout),
+            body_timeout: std::time::Duration::from_secs(args.body_timeout),
+            idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
+            max_connections: args.max_connections,
+            max_large_bodies: args.max_large_bodies,
+            max_body: args.max_body,
+        },
     };
     Ok((config, store))
 }
@@ -270,7 +335,11 @@ async fn serve_with<S: DeliveryStore>(
         .map_err(|error| Failure::runtime(format!("could not read the bound address: {error}")))?;
 
     let receiver = Receiver::<S>::new(config.verifier, store);
-    let layer = VerifyLayer::new(receiver).max_body(config.max_body);
+    // The layer's own body deadline matches the server's (which also covers other routes).
+    let layer = VerifyLayer::new(receiver)
+        .max_body(config.max_body)
+        .body_timeout(config.limits.body_timeout)
+        .map_err(|error| Failure::usage("serve", format!("--body-timeout: {error}")))?;
     // `MethodRouter::route_layer` wraps the POST handler only: an unknown path (404) or method
     // (405) is answered without verification.
     let route = post(deliver).route_layer(layer);
@@ -300,20 +369,19 @@ async fn serve_with<S: DeliveryStore>(
     );
     eprintln!("listening on http://{local}");
 
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    server::serve(listener, app, config.limits, async move {
+        let signal = signals.next().await;
+        tracing::info!(
+            "{signal} received: finishing the requests in flight (send it again to stop now)"
+        );
+        tokio::spawn(async move {
             let signal = signals.next().await;
-            tracing::info!(
-                "{signal} received: finishing the requests in flight (send it again to stop now)"
-            );
-            tokio::spawn(async move {
-                let signal = signals.next().await;
-                eprintln!("{signal} received again: stopping now");
-                std::process::exit(130);
-            });
-        })
-        .await
-        .map_err(|error| Failure::runtime(format!("server error: {error}")))
+            eprintln!("{signal} received again: stopping now");
+            std::process::exit(130);
+        });
+    })
+    .await;
+    Ok(())
 }
 
 /// Prints the delivery as one JSON line on stdout, then answers 200. If stdout cannot take the
