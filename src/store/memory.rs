@@ -11,7 +11,7 @@ use lru::LruCache;
 use crate::clock::{Clock, SystemClock};
 use crate::store::{Claim, ClaimToken, DeliveryKeys, DeliveryStore, StoreError, millis};
 
-/// The default capacity: 500,000 keys (250,000 deliveries with an id), at most about 44 MB.
+/// The default capacity: 500,000 keys (250,000 deliveries with an id), at most about 46 MB.
 pub const DEFAULT_CAPACITY: NonZeroUsize = match NonZeroUsize::new(500_000) {
     Some(capacity) => capacity,
     None => NonZeroUsize::MIN,
@@ -97,10 +97,12 @@ impl Entry {
 /// capacity ≥ 2 × peak deliveries per second × retention in seconds
 /// ```
 ///
-/// Each key takes 67 to 87 bytes of heap when the store is full (the LRU's 48-byte node and
-/// its share of the hash table), so 135 to 174 bytes per remembered delivery; the table grows
-/// as keys arrive. The default capacity ([`DEFAULT_CAPACITY`], 500,000 keys, at most about
-/// 44 MB) covers 630 s of retention at about 400 deliveries per second.
+/// Each key takes 75 to 95 bytes of heap when the store is full (the LRU's 56-byte node and
+/// its share of the hash table, which is sized for the whole capacity up front but only
+/// touched as keys arrive), so 151 to 190 bytes per remembered delivery
+/// (`examples/store_memory.rs` counts them). The default capacity ([`DEFAULT_CAPACITY`],
+/// 500,000 keys, at most about 46 MB) covers 630 s of retention at about 400 deliveries per
+/// second.
 ///
 /// # When full
 ///

@@ -90,8 +90,8 @@ pub(crate) struct ServeArgs {
     store: String,
 
     /// Keys the memory store holds: two per delivery (its id and its message), each kept for
-    /// twice the tolerance plus 30 s; 135 to 174 bytes of memory per delivery when full
-    /// [default: 500000, about 44 MB at most, enough for 400 deliveries/s; only with --store
+    /// twice the tolerance plus 30 s; 151 to 190 bytes of memory per delivery when full
+    /// [default: 500000, about 46 MB at most, enough for 400 deliveries/s; only with --store
     /// memory]
     #[arg(long, value_name = "KEYS")]
     capacity: Option<NonZeroUsize>,
