@@ -1,7 +1,7 @@
 //! Properties over generated inputs: what is signed verifies; any single flipped bit of the body,
 //! the timestamp or the signature is rejected; no input makes the verifier panic.
 
-use hookverify::{Error, HeaderValues, ManualClock, Signer, Verifier};
+use hookverify::{Error, HeaderValues, MAX_TOLERANCE, ManualClock, Signer, Verifier};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -258,7 +258,13 @@ fn any_verifier() -> impl Strategy<Value = Verifier> {
     (
         prop::collection::vec(prop::collection::vec(any::<u8>(), 1..40), 1..4),
         MIN_UNIX..=MAX_UNIX,
-        prop_oneof![0..=600i64, 0..=i64::MAX],
+        // Up to the largest tolerance accepted, and that one often: the window's arithmetic
+        // at its widest, with clocks at the ends of the range.
+        prop_oneof![
+            0..=600i64,
+            0..=MAX_TOLERANCE.whole_seconds(),
+            Just(MAX_TOLERANCE.whole_seconds()),
+        ],
     )
         .prop_map(|(secrets, now, tolerance)| {
             Verifier::builder()
@@ -287,6 +293,19 @@ const MALFORMED: [&str; 3] = [
 ];
 
 proptest! {
+    #[test]
+    fn tolerances_outside_zero_to_a_day_are_configuration_errors(
+        seconds in prop_oneof![i64::MIN..0, MAX_TOLERANCE.whole_seconds() + 1..=i64::MAX],
+        nanos in prop_oneof![Just(0i32), 1..1_000_000_000i32],
+    ) {
+        let tolerance = Duration::new(seconds, if seconds < 0 { -nanos } else { nanos });
+        let built = Verifier::builder()
+            .secret("only", "whsec_only")
+            .tolerance(tolerance)
+            .build();
+        prop_assert!(built.is_err(), "{tolerance} accepted");
+    }
+
     #[test]
     fn arbitrary_header_values_never_panic(
         verifier in any_verifier(),
