@@ -74,11 +74,9 @@ impl<S: DeliveryStore> Heartbeat<S> {
             },
         );
         let running = state.task.as_ref().is_some_and(|task| !task.is_finished());
-        if !running {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                let weak = Arc::downgrade(&self.shared);
-                state.task = Some(runtime.spawn(beat(weak, self.shared.lease / 3)));
-            }
+        if !running && let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let weak = Arc::downgrade(&self.shared);
+            state.task = Some(runtime.spawn(beat(weak, self.shared.lease / 3)));
         }
         drop(state);
         Registration {

@@ -188,6 +188,10 @@ impl<S: DeliveryStore> ReceiverBuilder<S> {
 /// What a verified request turned out to be.
 #[derive(Debug)]
 #[must_use = "a fresh claim must be completed or released"]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per delivery, moved once: boxing the guard would cost an allocation"
+)]
 pub enum Outcome<S: DeliveryStore> {
     /// New: handle it, then complete or release the claim.
     Fresh(ClaimGuard<S>),
@@ -559,18 +563,15 @@ fn spawn_settle<S: DeliveryStore>(
                     Settle::Release => store.release(&keys, token).await,
                 }
             };
-            match tokio::time::timeout(settings.store_timeout, call).await {
-                Ok(Ok(done)) => {
-                    if matches!(how, Settle::Complete) && !done {
-                        tracing::error!(
-                            target: "hookverify",
-                            delivery_id = keys.delivery_id(),
-                            "claim lost before completion: it may have been handled twice"
-                        );
-                    }
-                    return;
+            if let Ok(Ok(done)) = tokio::time::timeout(settings.store_timeout, call).await {
+                if matches!(how, Settle::Complete) && !done {
+                    tracing::error!(
+                        target: "hookverify",
+                        delivery_id = keys.delivery_id(),
+                        "claim lost before completion: it may have been handled twice"
+                    );
                 }
-                Ok(Err(_)) | Err(_) => {}
+                return;
             }
             if tokio::time::Instant::now() + pause >= give_up {
                 tracing::warn!(
