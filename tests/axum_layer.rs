@@ -300,7 +300,7 @@ async fn header_problems_are_400_and_never_reach_the_handler() {
     let rejected = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = Arc::clone(&rejected);
     let layer = VerifyLayer::new(s.receiver).on_reject(move |error| {
-        seen.lock().expect("lock").push(error.kind());
+        seen.lock().expect("lock").push(error.kind().as_str());
     });
     let addr = serve(counting_app(layer, Arc::clone(&runs), |_| StatusCode::OK)).await;
     let body = b"{}";
