@@ -19,6 +19,7 @@ pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 /// still arriving later serves no one.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
+const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
 type RejectHook = Arc<dyn Fn(&ReceiveError) + Send + Sync>;
@@ -141,7 +142,7 @@ impl<St> fmt::Debug for VerifyLayer<St> {
 }
 
 fn checked(setting: &'static str, timeout: Duration) -> Result<Duration, ConfigError> {
-    if timeout.is_zero() || timeout > MAX_TIMEOUT {
+    if !(MIN_TIMEOUT..=MAX_TIMEOUT).contains(&timeout) {
         return Err(ConfigError::OutOfRange {
             setting,
             allowed: "from 1 ms to 1 h".into(),
