@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use hookverify::{
-    BodyVerifier, ConfigError, DEFAULT_TOLERANCE, HeaderNames, HeaderValues, ManualClock, Secret,
-    SignedHeaders, Signer, Verifier, VerifyError,
+    BodyVerifier, Clock, ConfigError, DEFAULT_TOLERANCE, HeaderNames, HeaderValues, MAX_TOLERANCE,
+    Malformed, ManualClock, Secret, SignedHeaders, Signer, Verifier, VerifyError,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
 use time::{Duration, OffsetDateTime};
@@ -126,6 +126,102 @@ fn tolerance_is_configurable_and_defaults_to_300_seconds() {
         with_tolerance(Duration::seconds(3600), NOW - 3601),
         "timestamp_out_of_tolerance"
     );
+}
+
+/// The largest numeric timestamps, the ends of `time`'s range and the widest window accepted:
+/// every verdict is a typed error or a success, never a panic or an overflow.
+#[test]
+fn extreme_timestamps_and_the_widest_window_never_panic() {
+    // The earliest and latest Unix seconds `time` represents (years -9999 and 9999).
+    const MIN_UNIX: i64 = -377_705_116_800;
+    const MAX_UNIX: i64 = 253_402_300_799;
+    let widest = |clock: ManualClock| {
+        Verifier::builder()
+            .secret("current", SECRET)
+            .tolerance(MAX_TOLERANCE)
+            .clock(clock)
+            .build()
+            .expect("the largest tolerance is valid")
+    };
+    let far_future = [
+        "99999999999",
+        "9999999999999",
+        "9999-12-31T23:59:59.999999999Z",
+    ];
+    let far_past = ["0", "0000000000000", "0000-01-01T00:00:00Z"];
+    let cases: [(i64, Vec<&str>); 3] = [
+        (NOW, [far_future, far_past].concat()),
+        (MIN_UNIX, far_future.to_vec()),
+        (MAX_UNIX, far_past.to_vec()),
+    ];
+    for (now, timestamps) in cases {
+        let verifier = widest(at(now));
+        for timestamp in timestamps {
+            let error = verifier
+                .verify(&request(SECRET, timestamp), BODY)
+                .expect_err("far outside the window");
+            assert!(
+                matches!(error, VerifyError::TimestampOutOfTolerance { tolerance, .. } if tolerance == MAX_TOLERANCE),
+                "{timestamp} at {now}: {error:?}"
+            );
+        }
+    }
+
+    // The largest Unix seconds, inside the widest window, up to its last second.
+    let edge = 99_999_999_999 + MAX_TOLERANCE.whole_seconds();
+    let largest = request(SECRET, "99999999999");
+    assert_eq!(kind(widest(at(edge)).verify(&largest, BODY)), "ok");
+    assert_eq!(
+        kind(widest(at(edge + 1)).verify(&largest, BODY)),
+        "timestamp_out_of_tolerance"
+    );
+
+    // A valid RFC 3339 time whose UTC instant lies past the year 9999: malformed, even with the
+    // clock at the end of the range, where the window would hold it.
+    let error = widest(at(MAX_UNIX))
+        .verify(&request(SECRET, "9999-12-31T23:59:59-01:00"), BODY)
+        .expect_err("past the range");
+    assert!(
+        matches!(
+            error,
+            VerifyError::MalformedTimestamp {
+                reason: Malformed::OutOfRange,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+
+    // A clock reading far beyond any date: the drift saturates and is reported.
+    #[derive(Debug)]
+    struct Reads(i128);
+    impl Clock for Reads {
+        fn now(&self) -> OffsetDateTime {
+            OffsetDateTime::UNIX_EPOCH
+        }
+        fn unix_nanos(&self) -> i128 {
+            self.0
+        }
+    }
+    for (reading, drift) in [(i128::MAX, Duration::MAX), (i128::MIN, Duration::MIN)] {
+        let verifier = Verifier::builder()
+            .secret("current", SECRET)
+            .tolerance(MAX_TOLERANCE)
+            .clock(Reads(reading))
+            .build()
+            .expect("valid configuration");
+        let error = verifier
+            .verify(&request(SECRET, "99999999999"), BODY)
+            .expect_err("out of the window");
+        assert_eq!(
+            error,
+            VerifyError::TimestampOutOfTolerance {
+                drift,
+                tolerance: MAX_TOLERANCE
+            }
+        );
+        assert!(!error.to_string().is_empty());
+    }
 }
 
 #[test]
@@ -551,10 +647,37 @@ fn configuration_errors() {
         build(
             Verifier::builder()
                 .secret("current", SECRET)
-                .tolerance(Duration::ZERO)
+                .tolerance(-Duration::nanoseconds(1))
         ),
-        None
+        Some(ConfigError::NegativeTolerance)
     );
+    for tolerance in [Duration::ZERO, MAX_TOLERANCE] {
+        assert_eq!(
+            build(
+                Verifier::builder()
+                    .secret("current", SECRET)
+                    .tolerance(tolerance)
+            ),
+            None,
+            "{tolerance}"
+        );
+    }
+    for tolerance in [MAX_TOLERANCE + Duration::nanoseconds(1), Duration::MAX] {
+        assert!(
+            matches!(
+                build(
+                    Verifier::builder()
+                        .secret("current", SECRET)
+                        .tolerance(tolerance)
+                ),
+                Some(ConfigError::OutOfRange {
+                    setting: "tolerance",
+                    ..
+                })
+            ),
+            "{tolerance}"
+        );
+    }
     assert!(matches!(
         Signer::new(""),
         Err(ConfigError::EmptySecret { .. })
