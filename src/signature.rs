@@ -3,9 +3,11 @@
 
 use std::fmt;
 
-use subtle::{Choice, ConstantTimeEq};
+use hmac::Mac;
+use hmac::digest::CtOutput;
 
 use crate::error::Malformed;
+use crate::secret::HmacSha256;
 
 /// Most signatures one header may carry (a provider rotating secrets sends one per secret).
 pub const MAX_SIGNATURES: usize = 8;
@@ -31,13 +33,16 @@ impl Tag {
         &self.0
     }
 
-    /// Whether the two tags are equal, in a time that does not depend on their bytes.
-    pub fn ct_eq(&self, other: &Self) -> bool {
-        self.equals(other).into()
+    /// The tag a MAC computed.
+    pub(crate) fn from_mac(mac: HmacSha256) -> Self {
+        Self(mac.finalize().into_bytes().into())
     }
 
-    fn equals(&self, other: &Self) -> Choice {
-        self.0[..].ct_eq(&other.0[..])
+    /// Whether the two tags are equal, in a time that does not depend on their bytes.
+    ///
+    /// Through `digest`'s `CtOutput`, the comparison `Mac::verify_slice` makes.
+    pub fn ct_eq(&self, other: &Self) -> bool {
+        CtOutput::<HmacSha256>::new(self.0.into()) == CtOutput::new(other.0.into())
     }
 }
 
@@ -90,11 +95,12 @@ impl Signatures {
     /// Whether `computed` equals one of the carried tags. Every carried tag is compared, in
     /// constant time, whatever the answer.
     pub(crate) fn contains(&self, computed: &Tag) -> bool {
-        let mut found = Choice::from(0);
+        let mut found = false;
         for carried in &self.tags[..self.len] {
-            found |= carried.equals(computed);
+            // `|`, not `||`: no comparison is skipped.
+            found |= carried.ct_eq(computed);
         }
-        found.into()
+        found
     }
 }
 

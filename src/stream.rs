@@ -7,6 +7,7 @@ use hmac::Mac;
 
 use crate::error::VerifyError;
 use crate::secret::HmacSha256;
+use crate::signature::Tag;
 use crate::verified::Verified;
 use crate::verifier::{Precheck, Verifier};
 
@@ -65,8 +66,8 @@ impl BodyVerifier {
     ///
     /// Finalizes copies of the states, so it can be asked again (after more chunks, too).
     pub fn finish(&self) -> Result<Verified, VerifyError> {
-        self.verifier
-            .matching_secret(&self.precheck, self.states.iter().cloned())
+        let tags = self.states.iter().cloned().map(Tag::from_mac);
+        self.verifier.matching_secret(&self.precheck, tags)
     }
 }
 
