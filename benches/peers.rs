@@ -37,7 +37,7 @@ use criterion::{
     BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use hmac::{Hmac, KeyInit, Mac};
-use hookverify::{Signer, Verifier};
+use hookverify::{BodyVerifier, Signer, Verifier};
 use http::{HeaderMap, HeaderValue};
 use sha2::Sha256;
 
@@ -205,13 +205,13 @@ fn bench_stream_finish(c: &mut Criterion) {
                 b.iter_batched(
                     || {
                         let precheck = verifier.precheck(&headers).expect("fresh, well formed");
-                        let mut stream = verifier.stream(precheck);
+                        let mut stream = BodyVerifier::new(&verifier, precheck);
                         for chunk in body.chunks(CHUNK) {
                             stream.update(chunk);
                         }
                         if warm_code {
                             let precheck = verifier.precheck(&other_headers).expect("fresh");
-                            let mut other = verifier.stream(precheck);
+                            let mut other = BodyVerifier::new(&verifier, precheck);
                             other.update(b"{}");
                             black_box(other.finish().expect("verifies"));
                         }

@@ -241,7 +241,7 @@ fn receiver(c: &mut Criterion) {
             // Verified before the clock starts: only the claims are timed.
             let signed: Vec<_> = (first..d.next).map(|n| delivery(&d.signer, n)).collect();
             let verifier = d.receiver.verifier();
-            let mut batch: Vec<(Verified<'_>, &[u8])> = signed
+            let mut batch: Vec<(Verified, &[u8])> = signed
                 .iter()
                 .map(|(headers, body)| {
                     let verified = verifier.verify(headers, body.as_bytes()).expect("verifies");

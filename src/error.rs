@@ -1,21 +1,100 @@
-//! Errors, split by cause: [`Error`] for a rejected request, [`ConfigError`] for a verifier or
-//! signer that cannot be built.
+//! Errors, split by cause: [`VerifyError`] for a request that did not verify, [`ReceiveError`]
+//! for a delivery the receiver or the layer could not take (its body, the store, the claim), and
+//! [`ConfigError`] for a configuration that cannot be built. [`ErrorKind`] names the kind of the
+//! first two, with its HTTP status.
 
 use std::fmt;
 
-use http::HeaderName;
+use http::{HeaderName, StatusCode};
 use time::Duration;
 
 use crate::store::StoreError;
 
-/// Why a request was rejected.
+/// The kind of a [`VerifyError`] or a [`ReceiveError`]: a stable name (the names the test
+/// vectors use) and an HTTP status, fit for metrics and response bodies.
 ///
-/// [`Error::kind`] gives a stable name for each variant (the names the test vectors use), fit
-/// for metrics and for response bodies. `Display` gives the detail an operator needs (which
-/// header, how far out of the window) and never secret material or the expected signature.
-#[derive(Debug, Clone)]
+/// Non-exhaustive: a later version may add kinds (for new signing schemes, say). Each one comes
+/// with its own [`status`](Self::status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum Error {
+pub enum ErrorKind {
+    /// `missing_header` (400): a required header is absent.
+    MissingHeader,
+    /// `malformed_signature` (400): the signature header is repeated or not well formed.
+    MalformedSignature,
+    /// `signature_mismatch` (401): no carried signature matches a configured secret.
+    SignatureMismatch,
+    /// `malformed_timestamp` (400): the timestamp header is repeated or not well formed.
+    MalformedTimestamp,
+    /// `timestamp_out_of_tolerance` (401): the timestamp is outside the window.
+    TimestampOutOfTolerance,
+    /// `malformed_delivery_id` (400): the delivery id header is repeated or not well formed.
+    MalformedDeliveryId,
+    /// `body_too_large` (413): the body is longer than the limit.
+    BodyTooLarge,
+    /// `body_unreadable` (400): the body could not be read.
+    BodyUnreadable,
+    /// `body_timeout` (408): the body did not arrive in time.
+    BodyTimeout,
+    /// `store_unavailable` (503): the dedupe store did not answer.
+    StoreUnavailable,
+    /// `claim_lost` (500): the claim was taken over before it was completed.
+    ClaimLost,
+}
+
+impl ErrorKind {
+    /// The stable name: `missing_header`, `malformed_signature`, `signature_mismatch`,
+    /// `malformed_timestamp`, `timestamp_out_of_tolerance`, `malformed_delivery_id`,
+    /// `body_too_large`, `body_unreadable`, `body_timeout`, `store_unavailable`, `claim_lost`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingHeader => "missing_header",
+            Self::MalformedSignature => "malformed_signature",
+            Self::SignatureMismatch => "signature_mismatch",
+            Self::MalformedTimestamp => "malformed_timestamp",
+            Self::TimestampOutOfTolerance => "timestamp_out_of_tolerance",
+            Self::MalformedDeliveryId => "malformed_delivery_id",
+            Self::BodyTooLarge => "body_too_large",
+            Self::BodyUnreadable => "body_unreadable",
+            Self::BodyTimeout => "body_timeout",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::ClaimLost => "claim_lost",
+        }
+    }
+
+    /// The HTTP status a receiver answers with: 400 for a missing or malformed header or an
+    /// unreadable body, 401 for a mismatch or a timestamp outside the window, 413, 408, 503,
+    /// and 500 for a lost claim (which only reaches a response through the caller's code).
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Self::MissingHeader
+            | Self::MalformedSignature
+            | Self::MalformedTimestamp
+            | Self::MalformedDeliveryId
+            | Self::BodyUnreadable => StatusCode::BAD_REQUEST,
+            Self::SignatureMismatch | Self::TimestampOutOfTolerance => StatusCode::UNAUTHORIZED,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ClaimLost => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a request did not verify: everything [`Verifier::verify`](crate::Verifier::verify) and
+/// its streaming form can answer, and nothing else.
+///
+/// `Display` gives the detail an operator needs (which header, how far out of the window) and
+/// never secret material or the expected signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VerifyError {
     /// A required header is absent.
     MissingHeader {
         /// The header's name.
@@ -26,7 +105,7 @@ pub enum Error {
         /// The header's name.
         header: HeaderName,
         /// What is wrong with it.
-        reason: &'static str,
+        reason: Malformed,
     },
     /// No carried signature matches any configured secret. Says nothing more, on purpose.
     SignatureMismatch,
@@ -35,7 +114,7 @@ pub enum Error {
         /// The header's name.
         header: HeaderName,
         /// What is wrong with it.
-        reason: &'static str,
+        reason: Malformed,
     },
     /// The timestamp is further from now than the tolerance: a replay, or a badly set clock.
     TimestampOutOfTolerance {
@@ -49,8 +128,119 @@ pub enum Error {
         /// The header's name.
         header: HeaderName,
         /// What is wrong with it.
-        reason: &'static str,
+        reason: Malformed,
     },
+}
+
+impl VerifyError {
+    /// The kind, for metrics, response bodies and the HTTP status.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::MissingHeader { .. } => ErrorKind::MissingHeader,
+            Self::MalformedSignature { .. } => ErrorKind::MalformedSignature,
+            Self::SignatureMismatch => ErrorKind::SignatureMismatch,
+            Self::MalformedTimestamp { .. } => ErrorKind::MalformedTimestamp,
+            Self::TimestampOutOfTolerance { .. } => ErrorKind::TimestampOutOfTolerance,
+            Self::MalformedDeliveryId { .. } => ErrorKind::MalformedDeliveryId,
+        }
+    }
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingHeader { header } => write!(f, "missing header {header}"),
+            Self::MalformedSignature { header, reason }
+            | Self::MalformedTimestamp { header, reason }
+            | Self::MalformedDeliveryId { header, reason } => {
+                write!(f, "malformed header {header}: {reason}")
+            }
+            Self::SignatureMismatch => f.write_str("no signature matches a configured secret"),
+            Self::TimestampOutOfTolerance { drift, tolerance } => {
+                let direction = if drift.is_negative() {
+                    "in the future"
+                } else {
+                    "in the past"
+                };
+                write!(
+                    f,
+                    "timestamp is {} {direction}, outside the tolerance of {tolerance}",
+                    drift.abs()
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for VerifyError {}
+
+/// What is wrong with a malformed header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Malformed {
+    /// The header appears more than once (no value is picked).
+    Repeated,
+    /// The value is empty.
+    Empty,
+    /// The value is longer than allowed.
+    TooLong {
+        /// The most bytes allowed.
+        limit: usize,
+    },
+    /// The signature header holds only separators.
+    NoSignature,
+    /// The signature header carries more than [`MAX_SIGNATURES`](crate::MAX_SIGNATURES).
+    TooManySignatures,
+    /// A signature does not start with the scheme's prefix (`sha256=`).
+    MissingPrefix,
+    /// A digest is not exactly 64 characters long.
+    DigestLength,
+    /// A digest holds a character that is not a hex digit.
+    NotHex,
+    /// Digits only, but neither 1 to 11 of them (Unix seconds) nor 13 (milliseconds).
+    NumericLength,
+    /// Neither Unix seconds, Unix milliseconds nor RFC 3339.
+    NotATimestamp,
+    /// An RFC 3339 time whose UTC date lies past the years `time` represents.
+    OutOfRange,
+    /// A character outside visible ASCII (`!` to `~`).
+    NotVisibleAscii,
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Repeated => f.write_str("repeated"),
+            Self::Empty => f.write_str("empty"),
+            Self::TooLong { limit } => write!(f, "longer than {limit} bytes"),
+            Self::NoSignature => f.write_str("no signature"),
+            Self::TooManySignatures => {
+                write!(f, "more than {} signatures", crate::MAX_SIGNATURES)
+            }
+            Self::MissingPrefix => f.write_str("expected sha256=<64 hex digits>"),
+            Self::DigestLength => f.write_str("the digest must be exactly 64 hex digits"),
+            Self::NotHex => f.write_str("the digest is not hex"),
+            Self::NumericLength => {
+                f.write_str("Unix seconds take 1 to 11 digits, milliseconds exactly 13")
+            }
+            Self::NotATimestamp => {
+                f.write_str("neither Unix seconds, Unix milliseconds nor RFC 3339")
+            }
+            Self::OutOfRange => f.write_str("outside the range of dates supported"),
+            Self::NotVisibleAscii => f.write_str("only visible ASCII characters are allowed"),
+        }
+    }
+}
+
+/// Why the [`Receiver`](crate::Receiver) or the Axum layer did not take a delivery: it did not
+/// verify, or its body, the store or the claim failed.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ReceiveError {
+    /// The request did not verify. The receiver also answers this for a verified delivery
+    /// without a delivery id (dedupe needs one), and for one whose timestamp left the window
+    /// before the claim.
+    Verify(VerifyError),
     /// The body is longer than the configured limit; reading stopped there.
     BodyTooLarge {
         /// The limit, in bytes.
@@ -70,50 +260,24 @@ pub enum Error {
     ClaimLost,
 }
 
-impl Error {
-    /// A stable, short name for the kind of error: `missing_header`, `malformed_signature`,
-    /// `signature_mismatch`, `malformed_timestamp`, `timestamp_out_of_tolerance`,
-    /// `malformed_delivery_id`, `body_too_large`, `body_unreadable`, `store_unavailable`.
-    pub fn kind(&self) -> &'static str {
+impl ReceiveError {
+    /// The kind, for metrics, response bodies and the HTTP status.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::MissingHeader { .. } => "missing_header",
-            Self::MalformedSignature { .. } => "malformed_signature",
-            Self::SignatureMismatch => "signature_mismatch",
-            Self::MalformedTimestamp { .. } => "malformed_timestamp",
-            Self::TimestampOutOfTolerance { .. } => "timestamp_out_of_tolerance",
-            Self::MalformedDeliveryId { .. } => "malformed_delivery_id",
-            Self::BodyTooLarge { .. } => "body_too_large",
-            Self::BodyUnreadable => "body_unreadable",
-            Self::BodyTimeout { .. } => "body_timeout",
-            Self::StoreUnavailable(_) => "store_unavailable",
-            Self::ClaimLost => "claim_lost",
+            Self::Verify(error) => error.kind(),
+            Self::BodyTooLarge { .. } => ErrorKind::BodyTooLarge,
+            Self::BodyUnreadable => ErrorKind::BodyUnreadable,
+            Self::BodyTimeout { .. } => ErrorKind::BodyTimeout,
+            Self::StoreUnavailable(_) => ErrorKind::StoreUnavailable,
+            Self::ClaimLost => ErrorKind::ClaimLost,
         }
     }
 }
 
-impl fmt::Display for Error {
+impl fmt::Display for ReceiveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::MissingHeader { header } => write!(f, "missing header {header}"),
-            Self::MalformedSignature { header, reason }
-            | Self::MalformedTimestamp { header, reason }
-            | Self::MalformedDeliveryId { header, reason } => {
-                write!(f, "malformed header {header}: {reason}")
-            }
-            Self::SignatureMismatch => f.write_str("no signature matches a configured secret"),
-            Self::TimestampOutOfTolerance { drift, tolerance } => {
-                let direction = if drift.is_negative() {
-                    "in the future"
-                } else {
-                    "in the past"
-                };
-                write!(
-                    f,
-                    "timestamp is {} {direction}, outside the tolerance of {}",
-                    drift.abs(),
-                    tolerance
-                )
-            }
+            Self::Verify(error) => error.fmt(f),
             Self::BodyTooLarge { limit } => {
                 write!(f, "body longer than the limit of {limit} bytes")
             }
@@ -129,7 +293,7 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
+impl std::error::Error for ReceiveError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::StoreUnavailable(error) => Some(error),
@@ -138,13 +302,20 @@ impl std::error::Error for Error {
     }
 }
 
-impl From<StoreError> for Error {
+impl From<VerifyError> for ReceiveError {
+    fn from(error: VerifyError) -> Self {
+        Self::Verify(error)
+    }
+}
+
+impl From<StoreError> for ReceiveError {
     fn from(error: StoreError) -> Self {
         Self::StoreUnavailable(error)
     }
 }
 
-/// Why a [`Verifier`](crate::Verifier) or [`Signer`](crate::Signer) could not be built.
+/// Why a [`Verifier`](crate::Verifier), [`Signer`](crate::Signer), receiver or layer could not
+/// be built.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -188,3 +359,44 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_keep_their_names_and_statuses() {
+        let all = [
+            (ErrorKind::MissingHeader, "missing_header", 400),
+            (ErrorKind::MalformedSignature, "malformed_signature", 400),
+            (ErrorKind::SignatureMismatch, "signature_mismatch", 401),
+            (ErrorKind::MalformedTimestamp, "malformed_timestamp", 400),
+            (
+                ErrorKind::TimestampOutOfTolerance,
+                "timestamp_out_of_tolerance",
+                401,
+            ),
+            (ErrorKind::MalformedDeliveryId, "malformed_delivery_id", 400),
+            (ErrorKind::BodyTooLarge, "body_too_large", 413),
+            (ErrorKind::BodyUnreadable, "body_unreadable", 400),
+            (ErrorKind::BodyTimeout, "body_timeout", 408),
+            (ErrorKind::StoreUnavailable, "store_unavailable", 503),
+            (ErrorKind::ClaimLost, "claim_lost", 500),
+        ];
+        for (kind, name, status) in all {
+            assert_eq!(kind.as_str(), name);
+            assert_eq!(kind.to_string(), name);
+            assert_eq!(kind.status().as_u16(), status, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_receive_error_has_the_kind_of_the_verify_error_it_wraps() {
+        let error = ReceiveError::from(VerifyError::SignatureMismatch);
+        assert_eq!(error.kind(), ErrorKind::SignatureMismatch);
+        assert_eq!(
+            error.to_string(),
+            VerifyError::SignatureMismatch.to_string()
+        );
+    }
+}

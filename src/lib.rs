@@ -15,14 +15,15 @@ mod signature;
 pub mod store;
 mod stream;
 mod timestamp;
+mod verified;
 mod verifier;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use delivery::{DeliveryId, MAX_DELIVERY_ID_LEN, Verified};
-pub use error::{ConfigError, Error};
+pub use delivery::{DeliveryId, MAX_DELIVERY_ID_LEN};
+pub use error::{ConfigError, ErrorKind, Malformed, ReceiveError, VerifyError};
 pub use receiver::{
     ClaimGuard, DEFAULT_LEASE, DEFAULT_STORE_TIMEOUT, Duplicate, Outcome, Receiver, ReceiverBuilder,
 };
@@ -33,6 +34,7 @@ pub use signature::{MAX_SIGNATURE_HEADER_LEN, MAX_SIGNATURES, Tag};
 pub use store::{DeliveryStore, MemoryStore, StoreError};
 pub use stream::BodyVerifier;
 pub use timestamp::MAX_TIMESTAMP_LEN;
+pub use verified::Verified;
 pub use verifier::{
     DEFAULT_TOLERANCE, HeaderValues, MAX_TOLERANCE, Precheck, Verifier, VerifierBuilder,
 };

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use http::HeaderMap;
 
-use crate::delivery::{KeptDelivery, Verified};
-use crate::error::{ConfigError, Error};
+use crate::error::{ConfigError, ReceiveError, VerifyError};
 use crate::heartbeat::{Heartbeat, Registration};
 use crate::store::{Claim, ClaimToken, DeliveryKeys, DeliveryStore, Namespace, StoreError};
+use crate::verified::Verified;
 use crate::verifier::Verifier;
 
 /// The default lease: longer than the provider's 10 s attempt timeout. While the handler runs,
@@ -188,8 +188,10 @@ impl<S: DeliveryStore> ReceiverBuilder<S> {
 /// What a verified request turned out to be.
 #[derive(Debug)]
 #[must_use = "a fresh claim must be completed or released"]
-// The guard is moved once or twice per request; boxing it would cost an allocation each time.
-#[allow(clippy::large_enum_variant)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per delivery, moved once: boxing the guard would cost an allocation"
+)]
 pub enum Outcome<S: DeliveryStore> {
     /// New: handle it, then complete or release the claim.
     Fresh(ClaimGuard<S>),
@@ -283,7 +285,11 @@ impl<S: DeliveryStore> Receiver<S> {
     }
 
     /// Verifies the request, then claims it. Unverified requests never reach the store.
-    pub async fn receive(&self, headers: &HeaderMap, body: &[u8]) -> Result<Outcome<S>, Error> {
+    pub async fn receive(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Outcome<S>, ReceiveError> {
         let verified = self.verifier.verify(headers, body)?;
         self.claim(verified, body).await
     }
@@ -293,26 +299,18 @@ impl<S: DeliveryStore> Receiver<S> {
     /// The timestamp is checked against the window again first (the body may have arrived long
     /// after the headers), then the delivery id (required here) and the message key are
     /// claimed in one store call, bounded by the store timeout.
-    pub async fn claim(&self, verified: Verified<'_>, body: &[u8]) -> Result<Outcome<S>, Error> {
-        self.claim_kept(KeptDelivery::new(verified), body).await
-    }
-
-    /// [`claim`](Self::claim) for a delivery already copied out of its request.
-    pub(crate) async fn claim_kept(
-        &self,
-        kept: KeptDelivery,
-        body: &[u8],
-    ) -> Result<Outcome<S>, Error> {
-        let verified = kept.verified();
-        let id = kept.delivery_id().ok_or_else(|| Error::MissingHeader {
-            header: self.verifier.header_names().delivery_id.clone(),
-        })?;
-        self.verifier.check_window(verified.unix_nanos())?;
+    pub async fn claim(&self, verified: Verified, body: &[u8]) -> Result<Outcome<S>, ReceiveError> {
+        let id = verified
+            .delivery_id()
+            .ok_or_else(|| VerifyError::MissingHeader {
+                header: self.verifier.header_names().delivery_id.clone(),
+            })?;
+        self.verifier.check_window(verified.timestamp())?;
         let message = self
             .verifier
             .scheme()
             .message_digest(verified.timestamp_raw(), body);
-        let keys = DeliveryKeys::new(&self.settings.namespace, Some(id.as_str()), &message);
+        let keys = DeliveryKeys::new(&self.settings.namespace, Some(id), &message);
         let token = ClaimToken::random()?;
         let lease = self.settings.lease;
         let answer = {
@@ -324,7 +322,7 @@ impl<S: DeliveryStore> Receiver<S> {
             Err(error) => {
                 tracing::warn!(
                     target: "hookverify",
-                    delivery_id = id.as_str(),
+                    delivery_id = id,
                     %error,
                     "store unavailable: delivery refused (503); the provider's retry is handled \
                      if the store answers by then, else recover this delivery id from the \
@@ -332,7 +330,7 @@ impl<S: DeliveryStore> Receiver<S> {
                 );
                 // The claim may still land on the store: take it back with its token.
                 self.spawn_release(keys, token);
-                return Err(Error::StoreUnavailable(error));
+                return Err(ReceiveError::StoreUnavailable(error));
             }
         };
         let duplicate = match answer {
@@ -340,7 +338,7 @@ impl<S: DeliveryStore> Receiver<S> {
                 let keys = Arc::new(keys);
                 let registration = self.heartbeat.register(Arc::clone(&keys), token);
                 return Ok(Outcome::Fresh(ClaimGuard {
-                    verified: kept,
+                    verified,
                     keys,
                     token,
                     store: Arc::clone(&self.store),
@@ -355,7 +353,7 @@ impl<S: DeliveryStore> Receiver<S> {
         };
         tracing::info!(
             target: "hookverify",
-            delivery_id = id.as_str(),
+            delivery_id = id,
             message_key = keys.message().as_str(),
             duplicate = duplicate.as_str(),
             "duplicate delivery not handled again"
@@ -396,7 +394,7 @@ impl<S> fmt::Debug for Receiver<S> {
 /// Dropped without either (an early return, a panic, a cancelled future), it releases the claim
 /// on the current Tokio runtime; outside one, the lease frees it.
 pub struct ClaimGuard<S: DeliveryStore> {
-    verified: KeptDelivery,
+    verified: Verified,
     keys: Arc<DeliveryKeys>,
     token: ClaimToken,
     store: Arc<S>,
@@ -408,8 +406,8 @@ pub struct ClaimGuard<S: DeliveryStore> {
 
 impl<S: DeliveryStore> ClaimGuard<S> {
     /// The verified delivery.
-    pub fn verified(&self) -> Verified<'_> {
-        self.verified.verified()
+    pub fn verified(&self) -> &Verified {
+        &self.verified
     }
 
     /// The keys this guard holds, and its token: for stores that complete inside the caller's
@@ -425,19 +423,19 @@ impl<S: DeliveryStore> ClaimGuard<S> {
     /// the store fails or is too slow, the completion is retried in the background until the
     /// lease ends, and the claim holds until then (a retry meanwhile is answered "in flight").
     /// If the claim was lost (its lease ran out and another attempt took the delivery over),
-    /// the error is [`Error::ClaimLost`], logged at `error`: the delivery may have been handled
-    /// twice.
-    pub async fn complete(mut self) -> Result<(), Error> {
+    /// the error is [`ReceiveError::ClaimLost`], logged at `error`: the delivery may have been
+    /// handled twice.
+    pub async fn complete(mut self) -> Result<(), ReceiveError> {
         self.complete_in_place().await
     }
 
     /// Gives the delivery back, so the provider's retry is handled.
-    pub async fn release(mut self) -> Result<(), Error> {
+    pub async fn release(mut self) -> Result<(), ReceiveError> {
         self.release_in_place().await
     }
 
     /// [`complete`](Self::complete) through a borrow.
-    pub(crate) async fn complete_in_place(&mut self) -> Result<(), Error> {
+    pub(crate) async fn complete_in_place(&mut self) -> Result<(), ReceiveError> {
         if !self.held {
             return Ok(());
         }
@@ -455,7 +453,7 @@ impl<S: DeliveryStore> ClaimGuard<S> {
                     "claim lost before completion (lease ran out and another attempt took the \
                      delivery over): it may have been handled twice"
                 );
-                Err(Error::ClaimLost)
+                Err(ReceiveError::ClaimLost)
             }
             Err(error) => {
                 tracing::warn!(
@@ -472,13 +470,13 @@ impl<S: DeliveryStore> ClaimGuard<S> {
                     self.token,
                     Settle::Complete,
                 );
-                Err(Error::StoreUnavailable(error))
+                Err(ReceiveError::StoreUnavailable(error))
             }
         }
     }
 
     /// [`release`](Self::release) through a borrow.
-    pub(crate) async fn release_in_place(&mut self) -> Result<(), Error> {
+    pub(crate) async fn release_in_place(&mut self) -> Result<(), ReceiveError> {
         if !self.held {
             return Ok(());
         }
@@ -495,7 +493,7 @@ impl<S: DeliveryStore> ClaimGuard<S> {
                     self.token,
                     Settle::Release,
                 );
-                Err(Error::StoreUnavailable(error))
+                Err(ReceiveError::StoreUnavailable(error))
             }
         }
     }

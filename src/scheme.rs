@@ -2,15 +2,15 @@
 //! framed, how the tag is encoded.
 //!
 //! Only the provider's default scheme exists today. The verifier asks the scheme for each of
-//! these steps and keeps the HMAC path to itself, so another scheme is a new value here, not a
-//! change to the verifier.
+//! these steps, so another scheme is a new value here, not a change to the verifier.
 
+use hmac::Mac;
 use http::HeaderName;
 
+use crate::error::Malformed;
 use crate::secret::HmacSha256;
-use crate::signature::Carried;
+use crate::signature::Signatures;
 use crate::store::MessageDigest;
-use hmac::Mac;
 
 /// The names of the three headers a delivery carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,17 +58,12 @@ impl Scheme {
         }
     }
 
-    /// Checks the signature header, decoding a lone signature right away.
-    #[inline(always)]
-    pub(crate) fn parse_signatures<'a>(
-        &self,
-        value: &'a [u8],
-    ) -> Result<Carried<'a>, &'static str> {
-        Carried::parse(value, self.signature_prefix)
+    /// Parses the signature header.
+    pub(crate) fn parse_signatures(&self, value: &[u8]) -> Result<Signatures, Malformed> {
+        Signatures::parse(value, self.signature_prefix)
     }
 
     /// Feeds what precedes the body into a keyed MAC.
-    #[inline]
     pub(crate) fn begin_message(&self, mac: &mut HmacSha256, timestamp: &[u8]) {
         match self.framing {
             Framing::TimestampDotBody => {

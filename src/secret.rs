@@ -3,8 +3,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use hmac::block_api::HmacCore;
-use hmac::digest::block_api::CoreProxy;
 use hmac::{Hmac, KeyInit};
 use sha2::Sha256;
 use zeroize::Zeroizing;
@@ -48,17 +46,17 @@ impl Secret {
 
     /// Keys an HMAC-SHA256 state once, so requests only clone it.
     pub(crate) fn into_keyed(self) -> Result<KeyedSecret, ConfigError> {
-        if self.value.is_empty() {
-            return Err(ConfigError::EmptySecret {
-                label: self.label.to_string(),
-            });
-        }
-        let core = HmacCore::new_from_slice(&self.value).map_err(|_| ConfigError::EmptySecret {
+        let empty = || ConfigError::EmptySecret {
             label: self.label.to_string(),
-        })?;
+        };
+        if self.value.is_empty() {
+            return Err(empty());
+        }
+        // HMAC takes a key of any length: this fails only if the key is rejected anyway.
+        let keyed = HmacSha256::new_from_slice(&self.value).map_err(|_| empty())?;
         Ok(KeyedSecret {
             label: self.label,
-            core,
+            keyed,
         })
     }
 }
@@ -78,16 +76,13 @@ impl fmt::Debug for Secret {
 /// per-request copy) on drop.
 pub(crate) struct KeyedSecret {
     pub(crate) label: Arc<str>,
-    /// Only the two hash states: a request starts from a copy of them and an empty buffer,
-    /// which is less to copy than a whole `Hmac` with its block buffer.
-    core: HmacCore<Sha256>,
+    keyed: HmacSha256,
 }
 
 impl KeyedSecret {
-    /// A MAC ready for a message, starting from the keyed state.
-    #[inline(always)]
+    /// A MAC ready for a message: a copy of the keyed state.
     pub(crate) fn mac(&self) -> HmacSha256 {
-        HmacSha256::compose(self.core.clone(), Default::default())
+        self.keyed.clone()
     }
 }
 

@@ -2,20 +2,19 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hmac::Mac;
 use http::{HeaderMap, HeaderName};
 use time::{Duration, OffsetDateTime};
 
 use crate::clock::{Clock, SystemClock};
-use crate::delivery::{DeliveryId, Verified};
-use crate::error::{ConfigError, Error};
+use crate::delivery::DeliveryId;
+use crate::error::{ConfigError, Malformed, VerifyError};
 use crate::scheme::{HeaderNames, Scheme};
-use crate::secret::{KeyedSecret, Secret};
-use crate::signature::{Candidates, Carried, Signatures, Tag};
-use crate::stream::BodyVerifier;
-use crate::timestamp::{self, MAX_TIMESTAMP_LEN, UnixNanos};
+use crate::secret::{HmacSha256, KeyedSecret, Secret};
+use crate::signature::{Signatures, Tag};
+use crate::timestamp::{self, Timestamp};
+use crate::verified::Verified;
 
 /// The default tolerance: five minutes either way.
 pub const DEFAULT_TOLERANCE: Duration = Duration::seconds(300);
@@ -29,6 +28,10 @@ pub const MAX_TOLERANCE: Duration = Duration::days(1);
 ///
 /// Cheap to clone (one `Arc`); build it once and share it. Every secret is keyed once, at
 /// [`build`](VerifierBuilder::build); [`verify`](Verifier::verify) does not allocate.
+///
+/// Two ways in, one check underneath: [`verify`](Self::verify) for a body already in memory,
+/// and [`precheck`](Self::precheck) then a [`BodyVerifier`](crate::BodyVerifier) for a body
+/// that arrives in chunks.
 ///
 /// ```
 /// use hookverify::{Signer, Verifier};
@@ -47,13 +50,8 @@ pub struct Verifier {
 struct Inner {
     secrets: Box<[KeyedSecret]>,
     tolerance: Duration,
-    /// The tolerance in nanoseconds, as the window check compares it.
-    tolerance_nanos: u128,
     clock: Arc<dyn Clock>,
     scheme: Scheme,
-    /// Index of the secret that matched last: tried first, since during a rotation most
-    /// deliveries are signed with the same one.
-    last_match: AtomicUsize,
 }
 
 /// The three header values, for callers that do not hold an [`http::HeaderMap`].
@@ -70,31 +68,17 @@ pub struct HeaderValues<'a> {
     pub delivery_id: Option<&'a [u8]>,
 }
 
-/// A request whose headers passed the cheap checks (present, well formed, inside the window).
+/// A request whose headers passed the checks that need no body: present, single, well formed,
+/// and a timestamp inside the window.
 ///
-/// Owns what it needs, so the body can be read afterwards; finish with
-/// [`Verifier::verify_body`]. Nothing here is trusted until then.
+/// Owns what it needs, so the body can be read afterwards; feed it to a
+/// [`BodyVerifier`](crate::BodyVerifier). Nothing here is trusted until the body verified.
 #[derive(Clone)]
 pub struct Precheck {
     signatures: Signatures,
-    timestamp_raw: [u8; MAX_TIMESTAMP_LEN],
-    timestamp_len: usize,
-    timestamp: UnixNanos,
+    timestamp: Timestamp,
     delivery_id: Option<DeliveryId>,
 }
-
-/// What [`Verifier::check`] passed, still borrowed from the headers.
-struct Checked<'a> {
-    signatures: Carried<'a>,
-    timestamp_raw: &'a [u8],
-    timestamp: UnixNanos,
-    /// Validated.
-    delivery_id: Option<&'a [u8]>,
-}
-
-/// Header maps with at most this many values are scanned once for the three names; larger
-/// ones are looked up by name. Hashing a name costs about as much as comparing eight.
-const SCAN_LIMIT: usize = 24;
 
 impl Precheck {
     /// The delivery id header, if present (unverified until the body is).
@@ -102,21 +86,9 @@ impl Precheck {
         self.delivery_id.as_ref()
     }
 
-    /// The timestamp header, parsed (unverified until the body is).
+    /// The timestamp header, parsed, in UTC (unverified until the body is).
     pub fn timestamp(&self) -> OffsetDateTime {
-        self.timestamp.to_datetime()
-    }
-
-    pub(crate) fn unix_nanos(&self) -> UnixNanos {
-        self.timestamp
-    }
-
-    pub(crate) fn timestamp_raw(&self) -> &[u8] {
-        &self.timestamp_raw[..self.timestamp_len]
-    }
-
-    pub(crate) fn signatures(&self) -> &Signatures {
-        &self.signatures
+        self.timestamp.at()
     }
 }
 
@@ -139,115 +111,96 @@ impl Verifier {
     /// Verifies a request from its headers and its raw body bytes (as received: never a
     /// re-encoded or decoded form).
     ///
-    /// The result borrows the delivery id from `headers` and the label from the verifier.
-    pub fn verify<'a>(
-        &'a self,
-        headers: &'a HeaderMap,
-        body: &[u8],
-    ) -> Result<Verified<'a>, Error> {
+    /// The checks run cheapest first: headers present, single and well formed, the timestamp
+    /// inside the window, and only then the HMAC, once per secret in configuration order until
+    /// one matches.
+    pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, VerifyError> {
         self.verify_values(self.header_values(headers)?, body)
     }
 
-    /// [`verify`](Self::verify) over plain header values.
-    pub fn verify_values<'a>(
-        &'a self,
-        values: HeaderValues<'a>,
+    /// [`verify`](Self::verify) over plain header values, for servers that do not use `http`
+    /// (`verify` itself reads the three values out of the map, then calls this).
+    pub fn verify_values(
+        &self,
+        values: HeaderValues<'_>,
         body: &[u8],
-    ) -> Result<Verified<'a>, Error> {
-        // Borrowed all the way, the result too: nothing is copied out of the headers.
-        let checked = self.check(values)?;
-        let (index, tag) = self.find_match(&checked.signatures, checked.timestamp_raw, body)?;
-        Ok(self.verified(
-            index,
-            tag,
-            checked.delivery_id,
-            checked.timestamp,
-            checked.timestamp_raw,
-        ))
+    ) -> Result<Verified, VerifyError> {
+        let precheck = self.check(values)?;
+        let tags = self.begin_messages(&precheck).map(|mut mac| {
+            mac.update(body);
+            Tag::from_mac(mac)
+        });
+        self.matching_secret(&precheck, tags)
     }
 
     /// The checks that need no body: headers present, single and well formed, timestamp inside
     /// the window. Run it before reading the body, so that a stale or malformed request costs
-    /// nothing more.
-    pub fn precheck(&self, headers: &HeaderMap) -> Result<Precheck, Error> {
-        self.precheck_values(self.header_values(headers)?)
+    /// nothing more; then hand the body to a [`BodyVerifier`](crate::BodyVerifier).
+    pub fn precheck(&self, headers: &HeaderMap) -> Result<Precheck, VerifyError> {
+        self.check(self.header_values(headers)?)
     }
 
-    /// [`precheck`](Self::precheck) over plain header values.
-    pub fn precheck_values(&self, values: HeaderValues<'_>) -> Result<Precheck, Error> {
-        let checked = self.check(values)?;
-        // `timestamp::parse` rejected anything longer than the buffer.
-        let mut raw = [0; MAX_TIMESTAMP_LEN];
-        raw[..checked.timestamp_raw.len()].copy_from_slice(checked.timestamp_raw);
-        Ok(Precheck {
-            signatures: checked.signatures.to_signatures(),
-            timestamp_raw: raw,
-            timestamp_len: checked.timestamp_raw.len(),
-            timestamp: checked.timestamp,
-            delivery_id: checked.delivery_id.map(DeliveryId::from_checked),
+    /// One MAC per configured secret, in configuration order, each keyed and already fed what
+    /// the scheme puts before the body: the body goes in next.
+    pub(crate) fn begin_messages(&self, precheck: &Precheck) -> impl Iterator<Item = HmacSha256> {
+        self.inner.secrets.iter().map(|secret| {
+            let mut mac = secret.mac();
+            self.inner
+                .scheme
+                .begin_message(&mut mac, precheck.timestamp.raw());
+            mac
         })
     }
 
-    /// Checks the body of a prechecked request against the configured secrets, the one that
-    /// matched last first. The body is hashed once per secret tried.
-    ///
-    /// The result does not depend on that order: when the carried signatures match several
-    /// secrets, the label reported is that of the first one configured.
-    pub fn verify_body<'a>(
-        &'a self,
-        precheck: &'a Precheck,
-        body: &[u8],
-    ) -> Result<Verified<'a>, Error> {
-        let (index, tag) = self.find_match(&precheck.signatures, precheck.timestamp_raw(), body)?;
-        Ok(self.verified(
-            index,
-            tag,
-            precheck.delivery_id.as_ref().map(DeliveryId::as_bytes),
-            precheck.timestamp,
-            precheck.timestamp_raw(),
-        ))
+    /// The step both ways in share: takes the tags of the whole message under each configured
+    /// secret, in configuration order (computed lazily: the rest are not needed once one
+    /// matches), and verifies the delivery with the first one that a carried signature equals.
+    pub(crate) fn matching_secret(
+        &self,
+        precheck: &Precheck,
+        tags: impl IntoIterator<Item = Tag>,
+    ) -> Result<Verified, VerifyError> {
+        for (secret, tag) in self.inner.secrets.iter().zip(tags) {
+            if precheck.signatures.contains(&tag) {
+                return Ok(Verified::new(
+                    precheck.delivery_id,
+                    precheck.timestamp,
+                    Arc::clone(&secret.label),
+                    tag,
+                ));
+            }
+        }
+        Err(VerifyError::SignatureMismatch)
     }
 
     /// The three header values, each of which may occur at most once.
-    #[inline(always)]
-    fn header_values<'a>(&self, headers: &'a HeaderMap) -> Result<HeaderValues<'a>, Error> {
+    ///
+    /// One pass over the headers, comparing names: three lookups by name would hash each
+    /// name, which costs more than comparing it with the dozen names a request carries. The
+    /// HTTP server bounds their number.
+    fn header_values<'a>(&self, headers: &'a HeaderMap) -> Result<HeaderValues<'a>, VerifyError> {
         let names = &self.inner.scheme.names;
         let wanted = [&names.signature, &names.timestamp, &names.delivery_id];
         let mut found: [Option<&[u8]>; 3] = [None; 3];
         let mut repeated = [false; 3];
-        if headers.len() <= SCAN_LIMIT {
-            // One pass, comparing names: cheaper than hashing three names into a small map.
-            for (name, value) in headers {
-                if let Some(slot) = wanted.iter().position(|wanted| *wanted == name) {
-                    repeated[slot] |= found[slot].is_some();
-                    found[slot] = Some(value.as_bytes());
-                }
-            }
-        } else {
-            for (slot, name) in wanted.into_iter().enumerate() {
-                let mut values = headers.get_all(name).iter();
-                found[slot] = values.next().map(http::HeaderValue::as_bytes);
-                repeated[slot] = values.next().is_some();
+        for (name, value) in headers {
+            if let Some(slot) = wanted.iter().position(|wanted| *wanted == name) {
+                repeated[slot] |= found[slot].is_some();
+                found[slot] = Some(value.as_bytes());
             }
         }
-        let reason = "repeated";
+        let reason = Malformed::Repeated;
         if repeated[0] {
-            return Err(Error::MalformedSignature {
-                header: names.signature.clone(),
-                reason,
-            });
+            let header = names.signature.clone();
+            return Err(VerifyError::MalformedSignature { header, reason });
         }
         if repeated[1] {
-            return Err(Error::MalformedTimestamp {
-                header: names.timestamp.clone(),
-                reason,
-            });
+            let header = names.timestamp.clone();
+            return Err(VerifyError::MalformedTimestamp { header, reason });
         }
         if repeated[2] {
-            return Err(Error::MalformedDeliveryId {
-                header: names.delivery_id.clone(),
-                reason,
-            });
+            let header = names.delivery_id.clone();
+            return Err(VerifyError::MalformedDeliveryId { header, reason });
         }
         let [signature, timestamp, delivery_id] = found;
         Ok(HeaderValues {
@@ -257,130 +210,59 @@ impl Verifier {
         })
     }
 
-    /// Presence, form and window, in that order; borrows from the headers.
-    #[inline(always)]
-    fn check<'a>(&self, values: HeaderValues<'a>) -> Result<Checked<'a>, Error> {
+    /// Presence, form and window, in that order.
+    fn check(&self, values: HeaderValues<'_>) -> Result<Precheck, VerifyError> {
         let names = &self.inner.scheme.names;
-        let missing = |header: &HeaderName| Error::MissingHeader {
+        let missing = |header: &HeaderName| VerifyError::MissingHeader {
             header: header.clone(),
         };
         let signature = values.signature.ok_or_else(|| missing(&names.signature))?;
-        let timestamp_raw = values.timestamp.ok_or_else(|| missing(&names.timestamp))?;
+        let timestamp = values.timestamp.ok_or_else(|| missing(&names.timestamp))?;
 
         let signatures = self
             .inner
             .scheme
             .parse_signatures(signature)
-            .map_err(|reason| Error::MalformedSignature {
+            .map_err(|reason| VerifyError::MalformedSignature {
                 header: names.signature.clone(),
                 reason,
             })?;
         let timestamp =
-            timestamp::parse(timestamp_raw).map_err(|reason| Error::MalformedTimestamp {
+            Timestamp::parse(timestamp).map_err(|reason| VerifyError::MalformedTimestamp {
                 header: names.timestamp.clone(),
                 reason,
             })?;
-        if let Some(id) = values.delivery_id {
-            DeliveryId::check(id).map_err(|reason| Error::MalformedDeliveryId {
+        let delivery_id = values
+            .delivery_id
+            .map(DeliveryId::parse)
+            .transpose()
+            .map_err(|reason| VerifyError::MalformedDeliveryId {
                 header: names.delivery_id.clone(),
                 reason,
             })?;
-        }
 
-        self.check_window(timestamp)?;
-        Ok(Checked {
+        self.check_window(timestamp.at())?;
+        Ok(Precheck {
             signatures,
-            timestamp_raw,
             timestamp,
-            delivery_id: values.delivery_id,
+            delivery_id,
         })
     }
 
-    /// The secret whose tag one of the carried signatures matches, trying the one that matched
-    /// last first; remembers it for next time.
-    #[inline(always)]
-    fn find_match(
-        &self,
-        signatures: &impl Candidates,
-        timestamp_raw: &[u8],
-        body: &[u8],
-    ) -> Result<(usize, Tag), Error> {
-        let secrets = &self.inner.secrets;
-        let matching = |index: usize| {
-            let tag = self.tag(&secrets[index], timestamp_raw, body);
-            signatures.matches(&tag).then_some((index, tag))
-        };
-        // Always in range: only the index of a secret that matched is ever stored.
-        let hint = self.inner.last_match.load(Ordering::Relaxed);
-        let found = match matching(hint) {
-            // One carried signature: no earlier secret matches it too. Two secrets can only agree
-            // on a MAC if their keys are equivalent, and then the earlier one matched every
-            // delivery the later one did, so the hint never rests on the later one.
-            Some(found) if signatures.count() == 1 => Some(found),
-            // Several: an earlier secret may match another one, and it takes precedence.
-            Some(found) => (0..hint).find_map(matching).or(Some(found)),
-            None => (0..secrets.len())
-                .filter(|&index| index != hint)
-                .find_map(matching),
-        };
-        let (index, tag) = found.ok_or(Error::SignatureMismatch)?;
-        if index != hint {
-            self.inner.last_match.store(index, Ordering::Relaxed);
-        }
-        Ok((index, tag))
-    }
-
-    /// The result for the secret at `index`.
-    #[inline(always)]
-    pub(crate) fn verified<'a>(
-        &'a self,
-        index: usize,
-        tag: Tag,
-        delivery_id: Option<&'a [u8]>,
-        timestamp: UnixNanos,
-        timestamp_raw: &'a [u8],
-    ) -> Verified<'a> {
-        Verified::new(
-            delivery_id,
-            timestamp,
-            timestamp_raw,
-            &self.inner.secrets[index].label,
-            tag,
-        )
-    }
-
-    /// Checks a verified delivery's timestamp against the window again, now: a body may arrive
-    /// long after the headers were checked.
-    pub(crate) fn check_window(&self, timestamp: UnixNanos) -> Result<(), Error> {
-        let drift = timestamp::drift(self.inner.clock.unix_nanos(), timestamp.0);
-        if timestamp::within(drift, self.inner.tolerance_nanos) {
+    /// Checks a timestamp against the window, now. The receiver asks again at the claim: a
+    /// body may arrive long after its headers were checked.
+    pub(crate) fn check_window(&self, at: OffsetDateTime) -> Result<(), VerifyError> {
+        let drift = timestamp::drift(self.inner.clock.unix_nanos(), at);
+        let tolerance = self.inner.tolerance;
+        if drift.abs() <= tolerance {
             Ok(())
         } else {
-            Err(Error::TimestampOutOfTolerance {
-                drift: timestamp::drift_duration(drift),
-                tolerance: self.inner.tolerance,
-            })
+            Err(VerifyError::TimestampOutOfTolerance { drift, tolerance })
         }
-    }
-
-    /// Starts verifying a body that arrives in chunks (see [`BodyVerifier`]).
-    pub fn stream(&self, precheck: Precheck) -> BodyVerifier {
-        BodyVerifier::new(self, precheck)
-    }
-
-    pub(crate) fn keyed_secrets(&self) -> &[KeyedSecret] {
-        &self.inner.secrets
     }
 
     pub(crate) fn scheme(&self) -> &Scheme {
         &self.inner.scheme
-    }
-
-    /// Remembers which secret matched, to try it first next time.
-    pub(crate) fn note_match(&self, index: usize) {
-        if self.inner.last_match.load(Ordering::Relaxed) != index {
-            self.inner.last_match.store(index, Ordering::Relaxed);
-        }
     }
 
     /// The tolerance window, either way.
@@ -396,14 +278,6 @@ impl Verifier {
     /// The configured header names.
     pub fn header_names(&self) -> &HeaderNames {
         &self.inner.scheme.names
-    }
-
-    #[inline(always)]
-    fn tag(&self, secret: &KeyedSecret, timestamp: &[u8], body: &[u8]) -> Tag {
-        let mut mac = secret.mac();
-        self.inner.scheme.begin_message(&mut mac, timestamp);
-        mac.update(body);
-        Tag::from_bytes(mac.finalize().into_bytes().into())
     }
 }
 
@@ -455,7 +329,8 @@ impl VerifierBuilder {
         self
     }
 
-    /// How far a timestamp may be from now, either way (default 300 s, bounds included).
+    /// How far a timestamp may be from now, either way, bounds included: 0 to
+    /// [`MAX_TOLERANCE`] (a day), default 300 s.
     #[must_use]
     pub fn tolerance(mut self, tolerance: Duration) -> Self {
         self.tolerance = tolerance;
@@ -504,10 +379,8 @@ impl VerifierBuilder {
             inner: Arc::new(Inner {
                 secrets: keyed.into_boxed_slice(),
                 tolerance: self.tolerance,
-                tolerance_nanos: self.tolerance.whole_nanoseconds().unsigned_abs(),
                 clock: self.clock,
                 scheme: Scheme::agent(self.names),
-                last_match: AtomicUsize::new(0),
             }),
         })
     }

@@ -100,12 +100,12 @@ type Check<'a> = Box<dyn Fn() -> Result<(), &'static str> + 'a>;
 /// Whether a verification ended as expected: `Ok(label)` for a success with that secret,
 /// `Err(kind)` for a rejection of that kind. Allocates nothing.
 fn expect(
-    result: Result<hookverify::Verified, hookverify::Error>,
+    result: Result<hookverify::Verified, hookverify::VerifyError>,
     expected: Result<&str, &str>,
 ) -> Result<(), &'static str> {
     match (result, expected) {
         (Ok(verified), Ok(label)) if verified.secret_label() == label => Ok(()),
-        (Err(error), Err(kind)) if error.kind() == kind => Ok(()),
+        (Err(error), Err(kind)) if error.kind().as_str() == kind => Ok(()),
         (Ok(_), Ok(_)) => Err("verified with the wrong secret"),
         (Err(_), Err(_)) => Err("rejected for the wrong reason"),
         (Ok(_), Err(_)) => Err("verified, but a rejection was expected"),

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use axum::Router;
@@ -15,7 +15,9 @@ use axum::routing::post;
 use bytes::Bytes;
 use hookverify::axum::{VerifiedDelivery, VerifiedPayload, VerifyLayer};
 use hookverify::store::{Claim, ClaimToken, DeliveryKeys};
-use hookverify::{DeliveryStore, ManualClock, MemoryStore, Receiver, Signer, StoreError, Verifier};
+use hookverify::{
+    ConfigError, DeliveryStore, ManualClock, MemoryStore, Receiver, Signer, StoreError, Verifier,
+};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Frame;
@@ -300,7 +302,7 @@ async fn header_problems_are_400_and_never_reach_the_handler() {
     let rejected = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = Arc::clone(&rejected);
     let layer = VerifyLayer::new(s.receiver).on_reject(move |error| {
-        seen.lock().expect("lock").push(error.kind());
+        seen.lock().expect("lock").push(error.kind().as_str());
     });
     let addr = serve(counting_app(layer, Arc::clone(&runs), |_| StatusCode::OK)).await;
     let body = b"{}";
@@ -441,6 +443,126 @@ async fn oversized_bodies_are_413_declared_or_chunked() {
     let response = client.request(request).await.expect("response");
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+/// A body that records being polled, and then ends (it is empty).
+struct Watched(Arc<AtomicBool>);
+
+impl hyper::body::Body for Watched {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.store(true, Ordering::SeqCst);
+        Poll::Ready(None)
+    }
+}
+
+/// Cheap checks first: a request that its headers condemn (no delivery id, a malformed header,
+/// a stale timestamp, a declared length over the limit) is answered without its body ever being
+/// polled. The last request, well formed, shows that the probe does see a read.
+#[tokio::test]
+async fn requests_refused_on_their_headers_never_have_their_body_read() {
+    let s = setup();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let layer = VerifyLayer::new(s.receiver).max_body(1024);
+    let app = counting_app(layer, Arc::clone(&runs), |_| StatusCode::OK);
+    let good = s
+        .signer
+        .sign("dlv_cheap", b"")
+        .header_map()
+        .expect("headers");
+
+    let mut no_id = good.clone();
+    no_id.remove("x-agent-delivery-id");
+    let mut malformed = good.clone();
+    malformed.insert("x-agent-timestamp", "soon".parse().expect("value"));
+    let stale = s
+        .signer
+        .sign_with_timestamp("dlv_stale", &(NOW - 301).to_string(), b"")
+        .header_map()
+        .expect("headers");
+    let mut oversized = good.clone();
+    oversized.insert("content-length", "1025".parse().expect("value"));
+
+    let send = |headers: HeaderMap| {
+        let app = app.clone();
+        async move {
+            let polled = Arc::new(AtomicBool::new(false));
+            let mut request = Request::post("/hook")
+                .body(Watched(Arc::clone(&polled)))
+                .expect("request");
+            *request.headers_mut() = headers;
+            let response = app.oneshot(request).await.expect("infallible");
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            (
+                status,
+                String::from_utf8_lossy(&body).into_owned(),
+                polled.load(Ordering::SeqCst),
+            )
+        }
+    };
+    for (headers, status, kind) in [
+        (no_id, StatusCode::BAD_REQUEST, "missing_header"),
+        (malformed, StatusCode::BAD_REQUEST, "malformed_timestamp"),
+        (
+            stale,
+            StatusCode::UNAUTHORIZED,
+            "timestamp_out_of_tolerance",
+        ),
+        (oversized, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+    ] {
+        assert_eq!(
+            send(headers).await,
+            (status, kind.to_owned(), false),
+            "{kind}"
+        );
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+
+    let (status, _, polled) = send(good).await;
+    assert_eq!((status, polled), (StatusCode::OK, true));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn layer_timeouts_are_validated() {
+    let s = setup();
+    let layer = || VerifyLayer::new(s.receiver.clone());
+    let setting = |built: Result<VerifyLayer<MemoryStore>, ConfigError>| match built {
+        Ok(_) => None,
+        Err(ConfigError::OutOfRange { setting, .. }) => Some(setting),
+        Err(other) => panic!("unexpected error {other:?}"),
+    };
+    for bad in [
+        Duration::ZERO,
+        Duration::from_nanos(999_999),
+        Duration::from_secs(3600) + Duration::from_nanos(1),
+    ] {
+        assert_eq!(
+            setting(layer().body_timeout(bad)),
+            Some("body_timeout"),
+            "{bad:?}"
+        );
+        assert_eq!(
+            setting(layer().handler_timeout(bad)),
+            Some("handler_timeout"),
+            "{bad:?}"
+        );
+    }
+    for good in [Duration::from_millis(1), Duration::from_secs(3600)] {
+        assert_eq!(setting(layer().body_timeout(good)), None, "{good:?}");
+        assert_eq!(setting(layer().handler_timeout(good)), None, "{good:?}");
+    }
 }
 
 /// A store that is down, or never answers.

@@ -14,7 +14,7 @@ use axum::routing::post;
 use hookverify::axum::{VerifiedDelivery, VerifyLayer};
 use hookverify::store::{Claim, ClaimToken};
 use hookverify::{
-    DeliveryStore, Error, ManualClock, MemoryStore, Outcome, Receiver, Signer, Verifier,
+    DeliveryStore, ManualClock, MemoryStore, Outcome, ReceiveError, Receiver, Signer, Verifier,
 };
 use http::{HeaderMap, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -411,6 +411,6 @@ async fn a_stale_owner_cannot_complete_silently() {
         Claim::Fresh
     );
     let error = guard.complete().await.expect_err("the claim was lost");
-    assert!(matches!(error, Error::ClaimLost), "{error}");
-    assert_eq!(error.kind(), "claim_lost");
+    assert!(matches!(error, ReceiveError::ClaimLost), "{error}");
+    assert_eq!(error.kind().as_str(), "claim_lost");
 }

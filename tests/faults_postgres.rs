@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hookverify::store::postgres::PostgresStore;
 use hookverify::store::{Claim, ClaimToken, DeliveryKeys, MessageDigest, Namespace};
 use hookverify::{
-    DeliveryStore, Duplicate, Error, ManualClock, Outcome, Receiver, Signer, Verifier,
+    DeliveryStore, Duplicate, ManualClock, Outcome, ReceiveError, Receiver, Signer, Verifier,
 };
 use tokio_postgres::NoTls;
 
@@ -149,9 +149,9 @@ async fn rows(server: &PostgresServer, ns: &Namespace) -> i64 {
         .get(0)
 }
 
-fn expect_unavailable<T>(result: Result<T, Error>) -> Error {
+fn expect_unavailable<T>(result: Result<T, ReceiveError>) -> ReceiveError {
     match result {
-        Err(error @ Error::StoreUnavailable(_)) => error,
+        Err(error @ ReceiveError::StoreUnavailable(_)) => error,
         Err(other) => panic!("expected store_unavailable, got {other}"),
         Ok(_) => panic!("a delivery was accepted while the store was stalled"),
     }
@@ -262,7 +262,8 @@ async fn a_claim_landing_after_the_timeout_is_released_with_its_token() {
                 guard.complete().await.expect("complete");
                 break;
             }
-            Ok(Outcome::Duplicate(Duplicate::InFlight)) | Err(Error::StoreUnavailable(_)) => {}
+            Ok(Outcome::Duplicate(Duplicate::InFlight))
+            | Err(ReceiveError::StoreUnavailable(_)) => {}
             Ok(Outcome::Duplicate(other)) => panic!("unexpected duplicate: {other:?}"),
             Err(other) => panic!("unexpected error: {other}"),
         }

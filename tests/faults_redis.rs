@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use hookverify::store::redis::RedisStore;
 use hookverify::store::{Claim, ClaimToken, DeliveryKeys, MessageDigest, Namespace};
 use hookverify::{
-    DeliveryStore, Duplicate, Error, ManualClock, Outcome, Receiver, Signer, Verifier,
+    DeliveryStore, Duplicate, ManualClock, Outcome, ReceiveError, Receiver, Signer, Verifier,
 };
 use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 
@@ -137,8 +137,8 @@ async fn a_stalled_store_orphans_nothing() {
         .expect("headers");
     let paused = pause(&server, 3000);
     match receiver.receive(&headers, body).await {
-        Err(error @ Error::StoreUnavailable(_)) => {
-            assert_eq!(error.kind(), "store_unavailable");
+        Err(error @ ReceiveError::StoreUnavailable(_)) => {
+            assert_eq!(error.kind().as_str(), "store_unavailable");
         }
         Err(other) => panic!("expected store_unavailable, got {other}"),
         Ok(_) => panic!("a delivery was accepted while the store was stalled"),

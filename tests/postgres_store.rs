@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use hookverify::store::postgres::PostgresStore;
 use hookverify::store::{Claim, ClaimToken, DeliveryKeys, MessageDigest, Namespace};
 use hookverify::{
-    DeliveryStore, Duplicate, Error, ManualClock, Outcome, Receiver, Signer, Verifier,
+    DeliveryStore, Duplicate, ManualClock, Outcome, ReceiveError, Receiver, Signer, Verifier,
 };
 
 use servers::PostgresServer;
@@ -252,7 +252,9 @@ async fn outage_fails_closed_then_recovers_without_rebuilding() {
             .expect("receiver");
     let headers = signed("whsec_outage", &clock, "dlv_outage", b"{}");
     match receiver.receive(&headers, b"{}").await {
-        Err(error @ Error::StoreUnavailable(_)) => assert_eq!(error.kind(), "store_unavailable"),
+        Err(error @ ReceiveError::StoreUnavailable(_)) => {
+            assert_eq!(error.kind().as_str(), "store_unavailable")
+        }
         Err(other) => panic!("expected store_unavailable, got {other}"),
         Ok(_) => panic!("a delivery was accepted while the store was down"),
     }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use hookverify::store::redis::RedisStore;
 use hookverify::store::{Claim, ClaimToken, DeliveryKeys, MessageDigest, Namespace};
-use hookverify::{DeliveryStore, Error, ManualClock, Outcome, Receiver, Signer, Verifier};
+use hookverify::{DeliveryStore, ManualClock, Outcome, ReceiveError, Receiver, Signer, Verifier};
 
 use servers::RedisServer;
 
@@ -232,7 +232,9 @@ async fn outage_fails_closed_then_recovers_without_rebuilding() {
         .header_map()
         .expect("headers");
     match receiver.receive(&headers, b"{}").await {
-        Err(error @ Error::StoreUnavailable(_)) => assert_eq!(error.kind(), "store_unavailable"),
+        Err(error @ ReceiveError::StoreUnavailable(_)) => {
+            assert_eq!(error.kind().as_str(), "store_unavailable")
+        }
         Err(other) => panic!("expected store_unavailable, got {other}"),
         Ok(_) => panic!("a delivery was accepted while the store was down"),
     }

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use hookverify::{
-    ConfigError, DEFAULT_TOLERANCE, Error, HeaderNames, HeaderValues, ManualClock, Secret,
-    SignedHeaders, Signer, Verifier,
+    BodyVerifier, Clock, ConfigError, DEFAULT_TOLERANCE, HeaderNames, HeaderValues, MAX_TOLERANCE,
+    Malformed, ManualClock, Secret, SignedHeaders, Signer, Verifier, VerifyError,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
 use time::{Duration, OffsetDateTime};
@@ -42,10 +42,10 @@ fn request(secret: &str, timestamp: &str) -> HeaderMap {
     headers(&sign(secret, timestamp, BODY))
 }
 
-fn kind<T>(result: Result<T, Error>) -> &'static str {
+fn kind<T>(result: Result<T, VerifyError>) -> &'static str {
     match result {
         Ok(_) => "ok",
-        Err(error) => error.kind(),
+        Err(error) => error.kind().as_str(),
     }
 }
 
@@ -126,6 +126,102 @@ fn tolerance_is_configurable_and_defaults_to_300_seconds() {
         with_tolerance(Duration::seconds(3600), NOW - 3601),
         "timestamp_out_of_tolerance"
     );
+}
+
+/// The largest numeric timestamps, the ends of `time`'s range and the widest window accepted:
+/// every verdict is a typed error or a success, never a panic or an overflow.
+#[test]
+fn extreme_timestamps_and_the_widest_window_never_panic() {
+    // The earliest and latest Unix seconds `time` represents (years -9999 and 9999).
+    const MIN_UNIX: i64 = -377_705_116_800;
+    const MAX_UNIX: i64 = 253_402_300_799;
+    let widest = |clock: ManualClock| {
+        Verifier::builder()
+            .secret("current", SECRET)
+            .tolerance(MAX_TOLERANCE)
+            .clock(clock)
+            .build()
+            .expect("the largest tolerance is valid")
+    };
+    let far_future = [
+        "99999999999",
+        "9999999999999",
+        "9999-12-31T23:59:59.999999999Z",
+    ];
+    let far_past = ["0", "0000000000000", "0000-01-01T00:00:00Z"];
+    let cases: [(i64, Vec<&str>); 3] = [
+        (NOW, [far_future, far_past].concat()),
+        (MIN_UNIX, far_future.to_vec()),
+        (MAX_UNIX, far_past.to_vec()),
+    ];
+    for (now, timestamps) in cases {
+        let verifier = widest(at(now));
+        for timestamp in timestamps {
+            let error = verifier
+                .verify(&request(SECRET, timestamp), BODY)
+                .expect_err("far outside the window");
+            assert!(
+                matches!(error, VerifyError::TimestampOutOfTolerance { tolerance, .. } if tolerance == MAX_TOLERANCE),
+                "{timestamp} at {now}: {error:?}"
+            );
+        }
+    }
+
+    // The largest Unix seconds, inside the widest window, up to its last second.
+    let edge = 99_999_999_999 + MAX_TOLERANCE.whole_seconds();
+    let largest = request(SECRET, "99999999999");
+    assert_eq!(kind(widest(at(edge)).verify(&largest, BODY)), "ok");
+    assert_eq!(
+        kind(widest(at(edge + 1)).verify(&largest, BODY)),
+        "timestamp_out_of_tolerance"
+    );
+
+    // A valid RFC 3339 time whose UTC instant lies past the year 9999: malformed, even with the
+    // clock at the end of the range, where the window would hold it.
+    let error = widest(at(MAX_UNIX))
+        .verify(&request(SECRET, "9999-12-31T23:59:59-01:00"), BODY)
+        .expect_err("past the range");
+    assert!(
+        matches!(
+            error,
+            VerifyError::MalformedTimestamp {
+                reason: Malformed::OutOfRange,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+
+    // A clock reading far beyond any date: the drift saturates and is reported.
+    #[derive(Debug)]
+    struct Reads(i128);
+    impl Clock for Reads {
+        fn now(&self) -> OffsetDateTime {
+            OffsetDateTime::UNIX_EPOCH
+        }
+        fn unix_nanos(&self) -> i128 {
+            self.0
+        }
+    }
+    for (reading, drift) in [(i128::MAX, Duration::MAX), (i128::MIN, Duration::MIN)] {
+        let verifier = Verifier::builder()
+            .secret("current", SECRET)
+            .tolerance(MAX_TOLERANCE)
+            .clock(Reads(reading))
+            .build()
+            .expect("valid configuration");
+        let error = verifier
+            .verify(&request(SECRET, "99999999999"), BODY)
+            .expect_err("out of the window");
+        assert_eq!(
+            error,
+            VerifyError::TimestampOutOfTolerance {
+                drift,
+                tolerance: MAX_TOLERANCE
+            }
+        );
+        assert!(!error.to_string().is_empty());
+    }
 }
 
 #[test]
@@ -227,9 +323,10 @@ fn rotation_reports_the_label_of_the_matching_secret() {
         (&by_new, "new"),
         (&by_new, "new"),
     ] {
-        let got = verifier
-            .verify(headers, BODY)
-            .map_or_else(|e| e.kind().to_owned(), |v| v.secret_label().to_owned());
+        let got = verifier.verify(headers, BODY).map_or_else(
+            |e| e.kind().as_str().to_owned(),
+            |v| v.secret_label().to_owned(),
+        );
         assert_eq!(got, expected);
     }
 }
@@ -356,7 +453,7 @@ fn missing_headers_are_named() {
         let mut headers = full.clone();
         headers.remove(name);
         let error = verifier.verify(&headers, BODY).expect_err("missing header");
-        assert_eq!(error.kind(), "missing_header");
+        assert_eq!(error.kind().as_str(), "missing_header");
         assert!(error.to_string().contains(name), "{error}");
     }
     // The delivery id is optional for the core (dedupe requires it, not the signature).
@@ -424,13 +521,13 @@ fn custom_header_names_are_used_for_reading_and_in_errors() {
     let error = verifier
         .verify(&default_named, BODY)
         .expect_err("default names are ignored");
-    assert_eq!(error.kind(), "missing_header");
+    assert_eq!(error.kind().as_str(), "missing_header");
     assert!(error.to_string().contains("x-hub-signature-256"), "{error}");
 
     let mut repeated = custom.clone();
     repeated.append("x-hub-timestamp", HeaderValue::from_static("1764000000"));
     let error = verifier.verify(&repeated, BODY).expect_err("repeated");
-    assert_eq!(error.kind(), "malformed_timestamp");
+    assert_eq!(error.kind().as_str(), "malformed_timestamp");
     assert!(error.to_string().contains("x-hub-timestamp"), "{error}");
 }
 
@@ -550,10 +647,37 @@ fn configuration_errors() {
         build(
             Verifier::builder()
                 .secret("current", SECRET)
-                .tolerance(Duration::ZERO)
+                .tolerance(-Duration::nanoseconds(1))
         ),
-        None
+        Some(ConfigError::NegativeTolerance)
     );
+    for tolerance in [Duration::ZERO, MAX_TOLERANCE] {
+        assert_eq!(
+            build(
+                Verifier::builder()
+                    .secret("current", SECRET)
+                    .tolerance(tolerance)
+            ),
+            None,
+            "{tolerance}"
+        );
+    }
+    for tolerance in [MAX_TOLERANCE + Duration::nanoseconds(1), Duration::MAX] {
+        assert!(
+            matches!(
+                build(
+                    Verifier::builder()
+                        .secret("current", SECRET)
+                        .tolerance(tolerance)
+                ),
+                Some(ConfigError::OutOfRange {
+                    setting: "tolerance",
+                    ..
+                })
+            ),
+            "{tolerance}"
+        );
+    }
     assert!(matches!(
         Signer::new(""),
         Err(ConfigError::EmptySecret { .. })
@@ -645,7 +769,7 @@ fn error_messages_name_the_problem_and_never_a_signature() {
     let error = verifier_at(NOW)
         .verify(&headers(&wrong), BODY)
         .expect_err("mismatch");
-    assert_eq!(error.kind(), "signature_mismatch");
+    assert_eq!(error.kind().as_str(), "signature_mismatch");
     let message = format!("{error} {error:?}");
     assert_redacted("mismatch", &message, SECRET, &expected_tag);
     assert!(
@@ -669,7 +793,7 @@ fn error_messages_name_the_problem_and_never_a_signature() {
             "{message}"
         );
         match error {
-            Error::TimestampOutOfTolerance { drift, tolerance } => {
+            VerifyError::TimestampOutOfTolerance { drift, tolerance } => {
                 assert_eq!(drift, Duration::seconds(now - NOW));
                 assert_eq!(tolerance, Duration::seconds(300));
             }
@@ -736,7 +860,7 @@ fn cheap_checks_come_before_the_hmac() {
 }
 
 #[test]
-fn precheck_then_verify_body_matches_verify() {
+fn precheck_then_the_body_matches_verify() {
     let verifier = verifier_at(NOW);
     let headers = request(SECRET, &NOW.to_string());
     let precheck = verifier.precheck(&headers).expect("prechecks");
@@ -745,10 +869,12 @@ fn precheck_then_verify_body_matches_verify() {
         precheck.delivery_id().map(|id| id.as_str()),
         Some("dlv_0001")
     );
-    let verified = verifier.verify_body(&precheck, BODY).expect("verifies");
+    let body = |bytes: &[u8]| {
+        let mut stream = BodyVerifier::new(&verifier, precheck.clone());
+        stream.update(bytes);
+        stream.finish()
+    };
+    let verified = body(BODY).expect("verifies");
     assert_eq!(verified.secret_label(), "current");
-    assert_eq!(
-        kind(verifier.verify_body(&precheck, b"tampered")),
-        "signature_mismatch"
-    );
+    assert_eq!(kind(body(b"tampered")), "signature_mismatch");
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use hookverify::{ManualClock, Signer, Verifier};
+use hookverify::{BodyVerifier, ManualClock, Signer, Verifier};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: (bool, Vec<u16>, &[u8])| {
@@ -23,7 +23,8 @@ fuzz_target!(|input: (bool, Vec<u16>, &[u8])| {
     }
 
     let one_shot = verifier.verify(&headers, &body);
-    let mut stream = verifier.stream(verifier.precheck(&headers).expect("fresh headers"));
+    let precheck = verifier.precheck(&headers).expect("fresh headers");
+    let mut stream = BodyVerifier::new(&verifier, precheck);
     let mut rest = &body[..];
     for cut in cuts {
         let at = usize::from(cut).min(rest.len());

@@ -5,10 +5,10 @@ use http::HeaderMap;
 use http_body::Body;
 use http_body_util::BodyExt;
 
-use crate::error::Error;
+use crate::error::ReceiveError;
 
 /// Rejects a declared `Content-Length` over the limit before reading anything.
-pub(crate) fn check_declared_length(headers: &HeaderMap, limit: usize) -> Result<(), Error> {
+pub(crate) fn check_declared_length(headers: &HeaderMap, limit: usize) -> Result<(), ReceiveError> {
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
@@ -19,21 +19,21 @@ pub(crate) fn check_declared_length(headers: &HeaderMap, limit: usize) -> Result
     }
 }
 
-/// Collects the body, stopping with [`Error::BodyTooLarge`] at the first frame that crosses
+/// Collects the body, stopping with [`ReceiveError::BodyTooLarge`] at the first frame that crosses
 /// `limit` (chunked bodies too: the rest is never read). Each chunk goes to `on_chunk` as it
 /// arrives, so that verification keeps pace with the network.
 pub(crate) async fn read_limited<B>(
     body: B,
     limit: usize,
     mut on_chunk: impl FnMut(&[u8]),
-) -> Result<Bytes, Error>
+) -> Result<Bytes, ReceiveError>
 where
     B: Body<Data = Bytes>,
 {
     let mut body = std::pin::pin!(body);
     let mut collected = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| Error::BodyUnreadable)?;
+        let frame = frame.map_err(|_| ReceiveError::BodyUnreadable)?;
         if let Ok(data) = frame.into_data() {
             if data.len() > limit - collected.len() {
                 return Err(too_large(limit));
@@ -49,8 +49,8 @@ where
     Ok(collected.freeze())
 }
 
-fn too_large(limit: usize) -> Error {
-    Error::BodyTooLarge {
+fn too_large(limit: usize) -> ReceiveError {
+    ReceiveError::BodyTooLarge {
         limit: limit as u64,
     }
 }

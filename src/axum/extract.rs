@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 use super::body::{check_declared_length, read_limited};
 use super::layer::DEFAULT_MAX_BODY;
 use super::rejection::Rejection;
-use crate::delivery::{KeptDelivery, Verified};
+use crate::stream::BodyVerifier;
+use crate::verified::Verified;
 use crate::verifier::Verifier;
 
 /// A delivery that [`VerifyLayer`](super::VerifyLayer) verified and claimed, with its raw body.
@@ -19,34 +20,34 @@ use crate::verifier::Verifier;
 /// (`verify_layer_missing`): a configuration mistake, never an unverified pass.
 #[derive(Debug, Clone)]
 pub struct VerifiedDelivery {
-    verified: KeptDelivery,
+    verified: Verified,
     body: Bytes,
 }
 
 impl VerifiedDelivery {
-    pub(crate) fn new(verified: KeptDelivery, body: Bytes) -> Self {
+    pub(crate) fn new(verified: Verified, body: Bytes) -> Self {
         Self { verified, body }
     }
 
     /// What verification established.
-    pub fn verified(&self) -> Verified<'_> {
-        self.verified.verified()
+    pub fn verified(&self) -> &Verified {
+        &self.verified
     }
 
     /// The delivery id, or `""` when the request had none (possible only without the layer,
     /// which requires it).
     pub fn delivery_id(&self) -> &str {
-        self.verified().delivery_id().unwrap_or_default()
+        self.verified.delivery_id().unwrap_or_default()
     }
 
     /// The signed timestamp.
     pub fn timestamp(&self) -> OffsetDateTime {
-        self.verified().timestamp()
+        self.verified.timestamp()
     }
 
     /// The label of the secret that matched.
     pub fn secret_label(&self) -> &str {
-        self.verified().secret_label()
+        self.verified.secret_label()
     }
 
     /// The raw body bytes, exactly as signed.
@@ -110,14 +111,14 @@ impl IntoResponse for MissingLayer {
 /// ```
 #[derive(Debug, Clone)]
 pub struct VerifiedPayload<const LIMIT: usize = DEFAULT_MAX_BODY> {
-    verified: KeptDelivery,
+    verified: Verified,
     body: Bytes,
 }
 
 impl<const LIMIT: usize> VerifiedPayload<LIMIT> {
     /// What verification established.
-    pub fn verified(&self) -> Verified<'_> {
-        self.verified.verified()
+    pub fn verified(&self) -> &Verified {
+        &self.verified
     }
 
     /// The raw body bytes, exactly as signed.
@@ -143,9 +144,9 @@ where
         let (parts, body) = request.into_parts();
         let precheck = verifier.precheck(&parts.headers)?;
         check_declared_length(&parts.headers, LIMIT)?;
-        let mut stream = verifier.stream(precheck);
+        let mut stream = BodyVerifier::new(&verifier, precheck);
         let body = read_limited(body, LIMIT, |chunk| stream.update(chunk)).await?;
-        let verified = KeptDelivery::new(stream.finish()?);
+        let verified = stream.finish()?;
         Ok(Self { verified, body })
     }
 }

@@ -9,7 +9,7 @@ use http::HeaderValue;
 use tower_layer::Layer;
 
 use super::service::Verify;
-use crate::error::{ConfigError, Error};
+use crate::error::{ConfigError, ReceiveError};
 use crate::receiver::Receiver;
 
 /// The default body limit: 1 MiB.
@@ -19,9 +19,10 @@ pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 /// still arriving later serves no one.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
+const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
-type RejectHook = Arc<dyn Fn(&Error) + Send + Sync>;
+type RejectHook = Arc<dyn Fn(&ReceiveError) + Send + Sync>;
 
 /// Verifies, dedupes and guards the wrapped service. See the [module docs](crate::axum) for
 /// the status codes.
@@ -100,7 +101,7 @@ impl<St> VerifyLayer<St> {
 
     /// Calls `hook` with every rejection's error (for metrics), besides logging it.
     #[must_use]
-    pub fn on_reject(mut self, hook: impl Fn(&Error) + Send + Sync + 'static) -> Self {
+    pub fn on_reject(mut self, hook: impl Fn(&ReceiveError) + Send + Sync + 'static) -> Self {
         self.on_reject = Some(Arc::new(hook));
         self
     }
@@ -141,7 +142,7 @@ impl<St> fmt::Debug for VerifyLayer<St> {
 }
 
 fn checked(setting: &'static str, timeout: Duration) -> Result<Duration, ConfigError> {
-    if timeout.is_zero() || timeout > MAX_TIMEOUT {
+    if !(MIN_TIMEOUT..=MAX_TIMEOUT).contains(&timeout) {
         return Err(ConfigError::OutOfRange {
             setting,
             allowed: "from 1 ms to 1 h".into(),

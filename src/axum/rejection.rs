@@ -3,32 +3,41 @@
 use axum_core::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
-use crate::error::Error;
+use crate::error::{ReceiveError, VerifyError};
 
-/// A refused request: the error, and the status the design's table gives it.
+/// A refused request: the error, answered with the status of its
+/// [kind](crate::ErrorKind::status).
 ///
 /// Its response body is the error's kind only (`signature_mismatch`); the detail stays in
 /// [`error`](Self::error) for logs and metrics.
 #[derive(Debug)]
 pub struct Rejection {
-    error: Error,
+    error: ReceiveError,
 }
 
 impl Rejection {
     /// The error behind the rejection.
-    pub fn error(&self) -> &Error {
+    pub fn error(&self) -> &ReceiveError {
         &self.error
     }
 
     /// The status this rejection answers with.
     pub fn status(&self) -> StatusCode {
-        status_for(&self.error)
+        self.error.kind().status()
     }
 }
 
-impl From<Error> for Rejection {
-    fn from(error: Error) -> Self {
+impl From<ReceiveError> for Rejection {
+    fn from(error: ReceiveError) -> Self {
         Self { error }
+    }
+}
+
+impl From<VerifyError> for Rejection {
+    fn from(error: VerifyError) -> Self {
+        Self {
+            error: error.into(),
+        }
     }
 }
 
@@ -46,26 +55,7 @@ impl std::error::Error for Rejection {
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        plain(self.status(), self.error.kind())
-    }
-}
-
-/// The status for each kind of error (see the table in the module docs).
-pub(crate) fn status_for(error: &Error) -> StatusCode {
-    match error {
-        Error::MissingHeader { .. }
-        | Error::MalformedSignature { .. }
-        | Error::MalformedTimestamp { .. }
-        | Error::MalformedDeliveryId { .. }
-        | Error::BodyUnreadable => StatusCode::BAD_REQUEST,
-        Error::SignatureMismatch | Error::TimestampOutOfTolerance { .. } => {
-            StatusCode::UNAUTHORIZED
-        }
-        Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-        Error::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        // The handler ran and answered; this only reaches a response through the user's code.
-        Error::ClaimLost => StatusCode::INTERNAL_SERVER_ERROR,
+        plain(self.status(), self.error.kind().as_str())
     }
 }
 

@@ -18,10 +18,11 @@ use super::body::{check_declared_length, read_limited};
 use super::extract::VerifiedDelivery;
 use super::layer::VerifyLayer;
 use super::rejection::{Rejection, plain};
-use crate::delivery::KeptDelivery;
-use crate::error::Error;
+use crate::error::{ReceiveError, VerifyError};
 use crate::receiver::{ClaimGuard, Duplicate, Outcome, bounded};
 use crate::store::DeliveryStore;
+use crate::stream::BodyVerifier;
+use crate::verified::Verified;
 
 /// The response future of [`Verify`].
 pub type VerifyFuture<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
@@ -104,7 +105,7 @@ where
     };
     // The receiver checks the window again, claims within its store timeout, and releases in
     // the background a claim whose answer was lost.
-    let mut guard = match config.receiver.claim_kept(verified, &body).await {
+    let mut guard = match config.receiver.claim(verified, &body).await {
         Ok(Outcome::Fresh(guard)) => guard,
         Ok(Outcome::Duplicate(duplicate)) => {
             return Ok(duplicate_response(&config, duplicate));
@@ -117,7 +118,7 @@ where
         signature.set_sensitive(true);
     }
     parts.extensions.insert(VerifiedDelivery::new(
-        KeptDelivery::new(guard.verified()),
+        guard.verified().clone(),
         body.clone(),
     ));
     let request = Request::from_parts(parts, Body::from(body));
@@ -170,7 +171,7 @@ where
 async fn verify<St, B>(
     config: &VerifyLayer<St>,
     request: Request<B>,
-) -> Result<(http::request::Parts, Bytes, KeptDelivery), Error>
+) -> Result<(http::request::Parts, Bytes, Verified), ReceiveError>
 where
     St: DeliveryStore,
     B: http_body::Body<Data = Bytes>,
@@ -179,22 +180,23 @@ where
     let verifier = config.receiver.verifier();
     let precheck = verifier.precheck(&parts.headers)?;
     if precheck.delivery_id().is_none() {
-        return Err(Error::MissingHeader {
+        return Err(VerifyError::MissingHeader {
             header: verifier.header_names().delivery_id.clone(),
-        });
+        }
+        .into());
     }
     check_declared_length(&parts.headers, config.max_body)?;
-    let mut stream = verifier.stream(precheck);
+    let mut stream = BodyVerifier::new(verifier, precheck);
     let read = {
         let read = std::pin::pin!(read_limited(body, config.max_body, |chunk| {
             stream.update(chunk)
         }));
         bounded(config.body_timeout, read).await
     };
-    let body = read.unwrap_or(Err(Error::BodyTimeout {
+    let body = read.unwrap_or(Err(ReceiveError::BodyTimeout {
         limit: config.body_timeout,
     }))?;
-    let verified = KeptDelivery::new(stream.finish()?);
+    let verified = stream.finish()?;
     Ok((parts, body, verified))
 }
 
@@ -203,12 +205,17 @@ fn log_handler_failure<St: DeliveryStore>(guard: &ClaimGuard<St>, message: &'sta
     tracing::error!(target: "hookverify", delivery_id = id, "{message}");
 }
 
-fn reject<St>(config: &VerifyLayer<St>, error: Error) -> Response {
-    tracing::warn!(target: "hookverify", kind = error.kind(), error = %error, "webhook rejected");
+fn reject<St>(config: &VerifyLayer<St>, error: ReceiveError) -> Response {
+    tracing::warn!(
+        target: "hookverify",
+        kind = error.kind().as_str(),
+        error = %error,
+        "webhook rejected"
+    );
     if let Some(hook) = &config.on_reject {
         hook(&error);
     }
-    let close = matches!(error, Error::BodyTimeout { .. });
+    let close = matches!(error, ReceiveError::BodyTimeout { .. });
     let mut response = Rejection::from(error).into_response();
     if close {
         // The rest of a crawling body is not worth reading.
