@@ -3,7 +3,8 @@
 # (wrk) and the stores (Redis, PostgreSQL) on core 1, configurations alternated round by round,
 # medians reported. Loopback only; every run bounded (DURATION seconds, ROUNDS rounds).
 #   scripts/pinned.sh [ROUNDS] [DURATION] [BODY_BYTES] [CONFIGS...]
-# CONFIGS (default all): bare layer serve-memory serve-redis serve-postgres; a config prefixed
+# CONFIGS (default all): bare layer serve-memory serve-redis serve-postgres (and layer-KEYS: the
+# layer with a memory store of KEYS keys instead of the default); a config prefixed
 # with `old:` (e.g. old:serve-redis) runs the binaries in $OLD_BIN instead (another commit's
 # target/release), for a before/after alternated in one run.
 # Needs wrk, taskset, redis-server and PostgreSQL (Debian packages wrk, util-linux,
@@ -57,6 +58,7 @@ start() {
   case $config in
     bare) taskset -c 0 "$bin/examples/bare_receiver" 127.0.0.1:18800 >/dev/null 2>&1 & ;;
     layer) taskset -c 0 "$bin/examples/bare_receiver" 127.0.0.1:18800 --layer "$secret" >/dev/null 2>&1 & ;;
+    layer-*) taskset -c 0 "$bin/examples/bare_receiver" 127.0.0.1:18800 --layer "$secret" "${config#layer-}" >/dev/null 2>&1 & ;;
     serve-memory) store=memory ;;&
     serve-redis) store=redis://127.0.0.1:16390/ ;;&
     serve-postgres) store=postgres://postgres@127.0.0.1:16391/postgres ;;&
@@ -94,7 +96,8 @@ for round in $(seq "$rounds"); do
 done
 
 echo "== medians over $rounds rounds: us CPU per request (server on core 0), requests/s =="
+median() { tr ';' '\n' | sed '/^$/d' | awk -v f="$1" '{print $f}' | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 for config in "${configs[@]}"; do
-  echo "${results[$config]}" | tr ';' '\n' | sed '/^$/d' | sort -n | awk -v c="$config" \
-    '{cpu[NR]=$1; rps[NR]=$2} END { m=int((NR+1)/2); n=asort(rps); printf "%-15s %6.1f us  %8.0f req/s\n", c, cpu[m], rps[int((n+1)/2)] }'
+  printf "%-20s %6s us  %8s req/s\n" "$config" "$(median 1 <<<"${results[$config]}")" \
+    "$(median 2 <<<"${results[$config]}")"
 done

@@ -467,4 +467,55 @@ mod tests {
         assert_eq!(claim(&store, 2).expect("answer"), Claim::Fresh);
         assert_eq!(store.premature_evictions(), 0);
     }
+
+    /// A writer the test subscriber appends to.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The moment eviction cuts into the retention, a warning names the window the store
+    /// protects at the observed rate and the capacity that rate needs; then at most one a minute.
+    #[test]
+    fn forgetting_early_is_warned_with_the_capacity_needed() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let (store, clock) = store(100);
+        tracing::subscriber::with_default(subscriber, || {
+            // 50 deliveries (100 keys) over 10 s: 10 keys a second, the store just full.
+            for n in 0..50 {
+                claim(&store, n).expect("answer");
+                if n % 5 == 4 {
+                    clock.advance(time::Duration::seconds(1));
+                }
+            }
+            assert_eq!(store.premature_evictions(), 0);
+            // One more delivery evicts live keys: warned once, not again within the minute.
+            for n in 50..60 {
+                claim(&store, n).expect("answer");
+            }
+        });
+        let text = String::from_utf8_lossy(&captured.0.lock().expect("lock")).into_owned();
+        assert_eq!(text.matches("memory store full").count(), 1, "{text}");
+        assert!(text.contains("keys_per_second=10"), "{text}");
+        assert!(text.contains("protected_seconds=10"), "{text}");
+        assert!(text.contains("capacity_needed="), "{text}");
+        assert_eq!(store.premature_evictions(), 20);
+    }
 }
