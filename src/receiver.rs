@@ -305,7 +305,7 @@ impl<S: DeliveryStore> Receiver<S> {
             .ok_or_else(|| VerifyError::MissingHeader {
                 header: self.verifier.header_names().delivery_id.clone(),
             })?;
-        self.verifier.check_window(verified.timestamp())?;
+        self.verifier.check_window(verified.unix_nanos())?;
         let message = self
             .verifier
             .scheme()

@@ -9,10 +9,11 @@ use crate::error::Malformed;
 pub const MAX_TIMESTAMP_LEN: usize = 64;
 
 /// A timestamp header: its bytes exactly as sent (what the signature covers) and the instant
-/// they denote, in UTC.
+/// they denote, as nanoseconds since the Unix epoch (what the window check compares; the
+/// calendar form is built only when asked for).
 #[derive(Clone, Copy)]
 pub(crate) struct Timestamp {
-    at: OffsetDateTime,
+    unix_nanos: i128,
     raw: [u8; MAX_TIMESTAMP_LEN],
     len: usize,
 }
@@ -30,7 +31,7 @@ impl Timestamp {
                 limit: MAX_TIMESTAMP_LEN,
             });
         }
-        let at = if value.iter().all(u8::is_ascii_digit) {
+        let unix_nanos = if value.iter().all(u8::is_ascii_digit) {
             parse_unix(value)?
         } else {
             parse_rfc3339(value)?
@@ -38,7 +39,7 @@ impl Timestamp {
         let mut raw = [0; MAX_TIMESTAMP_LEN];
         raw[..value.len()].copy_from_slice(value);
         Ok(Self {
-            at,
+            unix_nanos,
             raw,
             len: value.len(),
         })
@@ -46,7 +47,14 @@ impl Timestamp {
 
     /// The instant, in UTC.
     pub(crate) fn at(&self) -> OffsetDateTime {
-        self.at
+        // Both parsers checked that the instant is inside `time`'s range.
+        OffsetDateTime::from_unix_timestamp_nanos(self.unix_nanos)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// The instant, in nanoseconds since the Unix epoch.
+    pub(crate) fn unix_nanos(&self) -> i128 {
+        self.unix_nanos
     }
 
     /// The header's bytes, exactly as sent.
@@ -55,8 +63,8 @@ impl Timestamp {
     }
 }
 
-/// Unix seconds or milliseconds, from ASCII digits.
-fn parse_unix(digits: &[u8]) -> Result<OffsetDateTime, Malformed> {
+/// Unix seconds or milliseconds, from ASCII digits, in nanoseconds.
+fn parse_unix(digits: &[u8]) -> Result<i128, Malformed> {
     let nanos_per_unit: i128 = match digits.len() {
         1..=11 => 1_000_000_000,
         13 => 1_000_000,
@@ -67,28 +75,28 @@ fn parse_unix(digits: &[u8]) -> Result<OffsetDateTime, Malformed> {
         .ok()
         .and_then(|text| text.parse().ok())
         .ok_or(Malformed::NumericLength)?;
-    i128::from(number)
-        .checked_mul(nanos_per_unit)
-        .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
-        .ok_or(Malformed::OutOfRange)
+    // At most 99,999,999,999 s or 9,999,999,999,999 ms: inside `time`'s range (the year 5138 at
+    // the latest), which `Timestamp::at` relies on.
+    Ok(i128::from(number) * nanos_per_unit)
 }
 
-/// An RFC 3339 date and time, through `time`, brought to UTC.
-fn parse_rfc3339(value: &[u8]) -> Result<OffsetDateTime, Malformed> {
+/// An RFC 3339 date and time, through `time`, as nanoseconds since the Unix epoch.
+fn parse_rfc3339(value: &[u8]) -> Result<i128, Malformed> {
     let text = std::str::from_utf8(value).map_err(|_| Malformed::NotATimestamp)?;
     let at = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| Malformed::NotATimestamp)?;
     // Through the instant: near the ends of `time`'s range the UTC date may not exist (a local
     // time on 9999-12-31 behind UTC is in the year 10000 there).
     OffsetDateTime::from_unix_timestamp_nanos(at.unix_timestamp_nanos())
+        .map(OffsetDateTime::unix_timestamp_nanos)
         .map_err(|_| Malformed::OutOfRange)
 }
 
 /// How far `at` lies behind `now` (negative: ahead of it), `now` in nanoseconds since the Unix
 /// epoch as [`Clock::unix_nanos`](crate::Clock::unix_nanos) reads it. Saturates at the ends of
 /// [`Duration`]'s range, so any clock reading is safe.
-pub(crate) fn drift(now: i128, at: OffsetDateTime) -> Duration {
+pub(crate) fn drift(now: i128, at: i128) -> Duration {
     const NANOS_PER_SECOND: i128 = 1_000_000_000;
-    let nanos = now.saturating_sub(at.unix_timestamp_nanos());
+    let nanos = now.saturating_sub(at);
     match i64::try_from(nanos / NANOS_PER_SECOND) {
         // The remainder has the sign of the quotient and fewer than ten digits.
         Ok(seconds) => Duration::new(seconds, (nanos % NANOS_PER_SECOND) as i32),
@@ -181,8 +189,8 @@ mod tests {
 
     #[test]
     fn drift_has_the_sign_of_the_past_and_saturates() {
-        let at = OffsetDateTime::from_unix_timestamp(4).expect("in range");
         const S: i128 = 1_000_000_000;
+        let at = 4 * S;
         assert_eq!(drift(10 * S, at), Duration::seconds(6));
         assert_eq!(drift(S / 2, at), Duration::milliseconds(-3500));
         assert_eq!(drift(4 * S + 301_000_000_001, at), Duration::new(301, 1));

@@ -47,6 +47,11 @@ impl Verified {
         self.timestamp.at()
     }
 
+    /// The signed timestamp, in nanoseconds since the Unix epoch (what the window compares).
+    pub(crate) fn unix_nanos(&self) -> i128 {
+        self.timestamp.unix_nanos()
+    }
+
     /// The timestamp header's bytes, exactly as signed (the message key covers them).
     pub fn timestamp_raw(&self) -> &[u8] {
         self.timestamp.raw()

@@ -155,6 +155,7 @@ impl Verifier {
     /// The step both ways in share: takes the tags of the whole message under each configured
     /// secret, in configuration order (computed lazily: the rest are not needed once one
     /// matches), and verifies the delivery with the first one that a carried signature equals.
+    #[inline]
     pub(crate) fn matching_secret(
         &self,
         precheck: &Precheck,
@@ -211,6 +212,7 @@ impl Verifier {
     }
 
     /// Presence, form and window, in that order.
+    #[inline]
     fn check(&self, values: HeaderValues<'_>) -> Result<Precheck, VerifyError> {
         let names = &self.inner.scheme.names;
         let missing = |header: &HeaderName| VerifyError::MissingHeader {
@@ -241,7 +243,7 @@ impl Verifier {
                 reason,
             })?;
 
-        self.check_window(timestamp.at())?;
+        self.check_window(timestamp.unix_nanos())?;
         Ok(Precheck {
             signatures,
             timestamp,
@@ -251,8 +253,8 @@ impl Verifier {
 
     /// Checks a timestamp against the window, now. The receiver asks again at the claim: a
     /// body may arrive long after its headers were checked.
-    pub(crate) fn check_window(&self, at: OffsetDateTime) -> Result<(), VerifyError> {
-        let drift = timestamp::drift(self.inner.clock.unix_nanos(), at);
+    pub(crate) fn check_window(&self, unix_nanos: i128) -> Result<(), VerifyError> {
+        let drift = timestamp::drift(self.inner.clock.unix_nanos(), unix_nanos);
         let tolerance = self.inner.tolerance;
         if drift.abs() <= tolerance {
             Ok(())
