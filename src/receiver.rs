@@ -463,13 +463,7 @@ impl<S: DeliveryStore> ClaimGuard<S> {
                     "could not record the delivery as handled; retrying in the background, the \
                      claim holds until its lease ends"
                 );
-                spawn_settle(
-                    Arc::clone(&self.store),
-                    Arc::clone(&self.settings),
-                    Arc::clone(&self.keys),
-                    self.token,
-                    Settle::Complete,
-                );
+                self.settle_later(Settle::Complete);
                 Err(ReceiveError::StoreUnavailable(error))
             }
         }
@@ -486,16 +480,21 @@ impl<S: DeliveryStore> ClaimGuard<S> {
         match answered(bounded(self.settings.store_timeout, call).await, "release") {
             Ok(_) => Ok(()),
             Err(error) => {
-                spawn_settle(
-                    Arc::clone(&self.store),
-                    Arc::clone(&self.settings),
-                    Arc::clone(&self.keys),
-                    self.token,
-                    Settle::Release,
-                );
+                self.settle_later(Settle::Release);
                 Err(ReceiveError::StoreUnavailable(error))
             }
         }
+    }
+
+    /// Completes or releases in the background (see [`spawn_settle`]).
+    fn settle_later(&self, how: Settle) {
+        spawn_settle(
+            Arc::clone(&self.store),
+            Arc::clone(&self.settings),
+            Arc::clone(&self.keys),
+            self.token,
+            how,
+        );
     }
 
     fn stop_heartbeat(&mut self) {
@@ -511,13 +510,7 @@ impl<S: DeliveryStore> Drop for ClaimGuard<S> {
         }
         self.held = false;
         self.stop_heartbeat();
-        spawn_settle(
-            Arc::clone(&self.store),
-            Arc::clone(&self.settings),
-            Arc::clone(&self.keys),
-            self.token,
-            Settle::Release,
-        );
+        self.settle_later(Settle::Release);
     }
 }
 
