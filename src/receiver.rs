@@ -141,11 +141,10 @@ impl<S: DeliveryStore> ReceiverBuilder<S> {
         if !(MIN_LEASE..=MAX_LEASE).contains(&self.lease) {
             return out_of_range("lease", "from 1 s to 1 h".into());
         }
-        let tolerance = self.verifier.tolerance().unsigned_abs();
-        let window = tolerance.saturating_mul(2);
+        let window = self.verifier.tolerance().unsigned_abs().saturating_mul(2);
         let retention = self
             .retention
-            .unwrap_or_else(|| window.saturating_add(self.lease));
+            .unwrap_or_else(|| default_retention(&self.verifier, self.lease));
         let least = window.max(self.lease);
         if !(least..=MAX_RETENTION).contains(&retention) {
             return out_of_range(
@@ -172,17 +171,15 @@ impl<S: DeliveryStore> ReceiverBuilder<S> {
             retention,
             store_timeout: self.store_timeout,
         };
-        Ok(Receiver {
-            heartbeat: Arc::new(Heartbeat::new(
-                Arc::clone(&self.store),
-                self.lease,
-                self.store_timeout,
-            )),
-            verifier: self.verifier,
-            store: self.store,
-            settings: Arc::new(settings),
-        })
+        Ok(Receiver::assemble(self.verifier, self.store, settings))
     }
+}
+
+/// Twice the tolerance (a replay from either edge of the window) plus the lease. The verifier
+/// bounds its tolerance to a day, so this is always inside the allowed range.
+fn default_retention(verifier: &Verifier, lease: Duration) -> Duration {
+    let window = verifier.tolerance().unsigned_abs().saturating_mul(2);
+    window.saturating_add(lease)
 }
 
 /// What a verified request turned out to be.
@@ -226,24 +223,23 @@ impl<S: DeliveryStore> Receiver<S> {
     /// Composes a verifier and a store with the defaults: lease 30 s, retention twice the
     /// tolerance plus the lease, store timeout 2 s, namespace `default`.
     pub fn new(verifier: Verifier, store: impl Into<Arc<S>>) -> Self {
-        let tolerance = verifier.tolerance().unsigned_abs();
-        let store = store.into();
-        let retention = tolerance.saturating_mul(2).saturating_add(DEFAULT_LEASE);
+        let settings = Settings {
+            namespace: Namespace::default(),
+            lease: DEFAULT_LEASE,
+            retention: default_retention(&verifier, DEFAULT_LEASE),
+            store_timeout: DEFAULT_STORE_TIMEOUT,
+        };
+        Self::assemble(verifier, store.into(), settings)
+    }
+
+    /// A receiver over checked settings, with its heartbeat.
+    fn assemble(verifier: Verifier, store: Arc<S>, settings: Settings) -> Self {
+        let heartbeat = Heartbeat::new(Arc::clone(&store), settings.lease, settings.store_timeout);
         Self {
-            heartbeat: Arc::new(Heartbeat::new(
-                Arc::clone(&store),
-                DEFAULT_LEASE,
-                DEFAULT_STORE_TIMEOUT,
-            )),
             verifier,
             store,
-            settings: Arc::new(Settings {
-                namespace: Namespace::default(),
-                lease: DEFAULT_LEASE,
-                // The verifier bounds its tolerance, so this stays in range.
-                retention: retention.min(MAX_RETENTION),
-                store_timeout: DEFAULT_STORE_TIMEOUT,
-            }),
+            settings: Arc::new(settings),
+            heartbeat: Arc::new(heartbeat),
         }
     }
 
