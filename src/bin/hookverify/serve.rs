@@ -171,6 +171,8 @@ struct Config {
     max_body: usize,
     path: Option<String>,
     refuse_when_full: bool,
+    /// The layer's bound on reading a body.
+    body_timeout: std::time::Duration,
     limits: Limits,
 }
 
@@ -222,9 +224,9 @@ fn configure(args: ServeArgs) -> Result<(Config, StoreChoice), Failure> {
         max_body: args.max_body,
         path: args.path,
         refuse_when_full: args.when_full.as_deref() == Some("refuse"),
+        body_timeout: std::time::Duration::from_secs(args.body_timeout),
         limits: Limits {
             header_timeout: std::time::Duration::from_secs(args.header_timeout),
-            body_timeout: std::time::Duration::from_secs(args.body_timeout),
             idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
             max_connections: args.max_connections,
             max_large_bodies: args.max_large_bodies,
@@ -335,10 +337,10 @@ async fn serve_with<S: DeliveryStore>(
         .map_err(|error| Failure::runtime(format!("could not read the bound address: {error}")))?;
 
     let receiver = Receiver::<S>::new(config.verifier, store);
-    // The layer's own body deadline matches the server's (which also covers other routes).
+    // The layer bounds the body: it answers 408 and closes the connection.
     let layer = VerifyLayer::new(receiver)
         .max_body(config.max_body)
-        .body_timeout(config.limits.body_timeout)
+        .body_timeout(config.body_timeout)
         .map_err(|error| Failure::usage("serve", format!("--body-timeout: {error}")))?;
     // `MethodRouter::route_layer` wraps the POST handler only: an unknown path (404) or method
     // (405) is answered without verification.

@@ -4,8 +4,9 @@
 //!
 //! - Headers: a new connection, or a kept-alive one once the next request's first byte has
 //!   arrived, has `header_timeout` to deliver the complete request head, else it is closed.
-//! - Body: `body_timeout` from the end of the headers; a body still arriving then gets 408
-//!   `body_timeout` and the connection is closed.
+//! - Body: the verifying layer bounds it (`VerifyLayer::body_timeout`: 408 `body_timeout`, the
+//!   connection closed); a route without the layer does not read the body, and the connection
+//!   falls to the idle timeout once the answer is out.
 //! - Idle: a kept-alive connection that sends nothing for `idle_timeout` after a response is
 //!   closed.
 //! - Connections: at most `max_connections` are served at once. At the limit the loop stops
@@ -30,7 +31,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -39,8 +39,6 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
-use bytes::Bytes;
-use http_body::Frame;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -59,13 +57,10 @@ pub(crate) const SMALL_BODY: u64 = 64 * 1024;
 /// stays under twice this; a request head still incomplete past it is refused with 431.
 pub(crate) const READ_BUFFER: usize = 32 * 1024;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
 /// What the server holds and for how long.
 #[derive(Debug, Clone)]
 pub(crate) struct Limits {
     pub(crate) header_timeout: Duration,
-    pub(crate) body_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_connections: u32,
     pub(crate) max_large_bodies: u32,
@@ -180,7 +175,8 @@ enum Phase {
     /// Waiting for a request head, the first byte of which arrived (or the connection was
     /// accepted) at this instant: the header timeout runs.
     Head(Instant),
-    /// A request is being served: its body has its own deadline, and no transport deadline runs.
+    /// A request is being served: the verifying layer bounds its body, no transport deadline
+    /// runs.
     Busy,
     /// The last response was produced at this instant and nothing has arrived since: the idle
     /// timeout runs.
@@ -191,15 +187,12 @@ enum Phase {
 #[derive(Debug)]
 struct ConnState {
     phase: Mutex<Phase>,
-    /// Set by the request body when its deadline passed; read when the response is ready.
-    body_timed_out: AtomicBool,
 }
 
 impl ConnState {
     fn new() -> Self {
         Self {
             phase: Mutex::new(Phase::Head(Instant::now())),
-            body_timed_out: AtomicBool::new(false),
         }
     }
 
@@ -209,7 +202,6 @@ impl ConnState {
 
     fn request_started(&self) {
         *self.phase() = Phase::Busy;
-        self.body_timed_out.store(false, Ordering::Relaxed);
     }
 
     fn request_finished(&self) {
@@ -315,8 +307,7 @@ impl AsyncWrite for Guarded {
     }
 }
 
-/// The router behind the limits of one connection: a large body needs a slot, every body gets
-/// its deadline, and a body cut off by it turns the answer into 408.
+/// The router behind the limits of one connection: a large body needs a slot.
 #[derive(Clone)]
 struct Bounded {
     router: Router,
@@ -352,29 +343,12 @@ impl Service<Request<Incoming>> for Bounded {
             None
         };
 
-        let deadline = Instant::now() + self.limits.body_timeout;
+        let response = self.router.call(request.map(Body::new));
         let conn = Arc::clone(&self.conn);
-        let request = request.map(|body| {
-            Body::new(DeadlineBody {
-                inner: body,
-                deadline,
-                timer: None,
-                conn: Arc::clone(&conn),
-            })
-        });
-        let response = self.router.call(request);
-        let body_timeout = self.limits.body_timeout;
         Box::pin(async move {
             let response = response.await;
             drop(slot);
             conn.request_finished();
-            if conn.body_timed_out.load(Ordering::Relaxed) {
-                tracing::warn!(
-                    ?body_timeout,
-                    "request body not received within --body-timeout: answered 408"
-                );
-                return Ok(body_timeout_response());
-            }
             response
         })
     }
@@ -407,70 +381,6 @@ fn busy() -> Response<Body> {
         "busy",
     )
         .into_response()
-}
-
-fn body_timeout_response() -> Response<Body> {
-    (
-        StatusCode::REQUEST_TIMEOUT,
-        [(header::CONNECTION, HeaderValue::from_static("close"))],
-        "body_timeout",
-    )
-        .into_response()
-}
-
-/// A request body that fails once its deadline has passed.
-struct DeadlineBody {
-    inner: Incoming,
-    deadline: Instant,
-    /// Made only when a read has to wait: a body that is already there costs no timer.
-    timer: Option<Pin<Box<Sleep>>>,
-    conn: Arc<ConnState>,
-}
-
-/// The error of a body cut off by its deadline.
-#[derive(Debug)]
-struct BodyTimedOut;
-
-impl std::fmt::Display for BodyTimedOut {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("request body not received within --body-timeout")
-    }
-}
-
-impl std::error::Error for BodyTimedOut {}
-
-impl http_body::Body for DeadlineBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
-            return Poll::Ready(frame.map(|frame| frame.map_err(BoxError::from)));
-        }
-        let deadline = this.deadline;
-        let timer = this
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        match timer.as_mut().poll(cx) {
-            Poll::Ready(()) => {
-                this.conn.body_timed_out.store(true, Ordering::Relaxed);
-                Poll::Ready(Some(Err(Box::new(BodyTimedOut))))
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 #[cfg(test)]
