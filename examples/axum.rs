@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 /// Runs once per genuine, fresh, new delivery.
 async fn on_delivery(delivery: VerifiedDelivery) -> StatusCode {
     println!(
-        "delivery {} signed at {} with secret {:?}: {} bytes",
+        "delivery {} signed at {:?} with secret {:?}: {} bytes",
         delivery.delivery_id(),
         delivery.timestamp(),
         delivery.secret_label(),

@@ -191,12 +191,34 @@ pub enum Malformed {
     NoSignature,
     /// The signature header carries more than [`MAX_SIGNATURES`](crate::MAX_SIGNATURES).
     TooManySignatures,
-    /// A signature does not start with the scheme's prefix (`sha256=`).
-    MissingPrefix,
-    /// A digest is not exactly 64 characters long.
-    DigestLength,
+    /// A signature does not start with the method's prefix (`sha256=`, `v0=`, `v1,` ...).
+    MissingPrefix {
+        /// The prefix expected.
+        prefix: &'static [u8],
+    },
+    /// A hex digest has the wrong number of digits for the method.
+    DigestLength {
+        /// The number of hex digits expected.
+        digits: usize,
+    },
     /// A digest holds a character that is not a hex digit.
     NotHex,
+    /// A signature or credential is not valid base64.
+    NotBase64,
+    /// A base64 signature decodes to the wrong number of bytes for its version.
+    SignatureLength {
+        /// The number of bytes expected.
+        bytes: usize,
+    },
+    /// The Stripe signature header has no `t=` timestamp, or more than one.
+    NoTimestamp,
+    /// The `Authorization` header does not use the method's scheme (`Bearer` or `Basic`).
+    WrongAuthScheme {
+        /// The scheme expected.
+        expected: &'static str,
+    },
+    /// Basic credentials without the `:` between user and password.
+    NotUserPassword,
     /// Digits only, but neither 1 to 11 of them (Unix seconds) nor 13 (milliseconds).
     NumericLength,
     /// Neither Unix seconds, Unix milliseconds nor RFC 3339.
@@ -217,9 +239,23 @@ impl fmt::Display for Malformed {
             Self::TooManySignatures => {
                 write!(f, "more than {} signatures", crate::MAX_SIGNATURES)
             }
-            Self::MissingPrefix => f.write_str("expected sha256=<64 hex digits>"),
-            Self::DigestLength => f.write_str("the digest must be exactly 64 hex digits"),
+            Self::MissingPrefix { prefix } => {
+                let prefix = String::from_utf8_lossy(prefix);
+                write!(f, "a signature does not start with {prefix}")
+            }
+            Self::DigestLength { digits } => {
+                write!(f, "the digest must be exactly {digits} hex digits")
+            }
             Self::NotHex => f.write_str("the digest is not hex"),
+            Self::NotBase64 => f.write_str("not valid base64"),
+            Self::SignatureLength { bytes } => {
+                write!(f, "the signature must decode to exactly {bytes} bytes")
+            }
+            Self::NoTimestamp => f.write_str("expected exactly one t=<unix seconds> entry"),
+            Self::WrongAuthScheme { expected } => {
+                write!(f, "expected the {expected} authorization scheme")
+            }
+            Self::NotUserPassword => f.write_str("expected base64 of user:password"),
             Self::NumericLength => {
                 f.write_str("Unix seconds take 1 to 11 digits, milliseconds exactly 13")
             }
@@ -319,12 +355,38 @@ impl From<StoreError> for ReceiveError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// No secret was configured: nothing could ever verify.
-    NoSecrets,
+    /// No secret was configured for a signing method: nothing could ever verify. Unsigned
+    /// deliveries are accepted only by choosing [`Method::None`](crate::Method::None) by name.
+    NoSecrets {
+        /// The method that needs a secret.
+        method: crate::Method,
+    },
     /// A secret is empty: anyone could forge its signatures.
     EmptySecret {
         /// The secret's label.
         label: String,
+    },
+    /// A secret does not decode as its method reads secrets (it is never used raw instead).
+    SecretEncoding {
+        /// The secret's label.
+        label: String,
+        /// The method.
+        method: crate::Method,
+        /// The form the method expects.
+        expected: &'static str,
+    },
+    /// A secret was given to `none`, which checks nothing: a sign of a configuration mistake.
+    SecretWithoutSigning {
+        /// The secret's label.
+        label: String,
+    },
+    /// The header names leave out a header the method needs (its timestamp, or the delivery
+    /// id it dedupes on).
+    MissingHeaderName {
+        /// The method.
+        method: crate::Method,
+        /// Which header: `"timestamp"` or `"delivery id"`.
+        header: &'static str,
     },
     /// Two secrets share a label, so a match could not say which one it was.
     DuplicateLabel {
@@ -345,8 +407,35 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NoSecrets => f.write_str("no secret configured"),
-            Self::EmptySecret { label } => write!(f, "secret {label:?} is empty"),
+            Self::NoSecrets { method } => write!(
+                f,
+                "no secret configured for {method}; to accept unsigned deliveries, choose the \
+                 method none by name"
+            ),
+            Self::EmptySecret { label } => write!(
+                f,
+                "secret {label:?} is empty; to accept unsigned deliveries, choose the method \
+                 none by name"
+            ),
+            Self::SecretEncoding {
+                label,
+                method,
+                expected,
+            } => write!(
+                f,
+                "secret {label:?} is not what {method} expects: {expected}"
+            ),
+            Self::SecretWithoutSigning { label } => write!(
+                f,
+                "secret {label:?} was given to the method none, which checks no signature; \
+                 choose a signing method, or remove the secret"
+            ),
+            Self::MissingHeaderName { method, header } => {
+                write!(
+                    f,
+                    "{method} needs a {header} header: name it in the header names"
+                )
+            }
             Self::DuplicateLabel { label } => {
                 write!(f, "two secrets are labelled {label:?}")
             }

@@ -7,8 +7,8 @@ mod clock;
 mod delivery;
 mod error;
 mod heartbeat;
+mod method;
 mod receiver;
-mod scheme;
 mod secret;
 mod sign;
 mod signature;
@@ -24,10 +24,10 @@ pub mod testing;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use delivery::{DeliveryId, MAX_DELIVERY_ID_LEN};
 pub use error::{ConfigError, ErrorKind, Malformed, ReceiveError, VerifyError};
+pub use method::{HeaderNames, Method, UnknownMethod};
 pub use receiver::{
     ClaimGuard, DEFAULT_LEASE, DEFAULT_STORE_TIMEOUT, Duplicate, Outcome, Receiver, ReceiverBuilder,
 };
-pub use scheme::HeaderNames;
 pub use secret::Secret;
 pub use sign::{SignedHeaders, Signer};
 pub use signature::{MAX_SIGNATURE_HEADER_LEN, MAX_SIGNATURES, Tag};

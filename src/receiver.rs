@@ -12,7 +12,9 @@ use http::HeaderMap;
 
 use crate::error::{ConfigError, ReceiveError, VerifyError};
 use crate::heartbeat::{Heartbeat, Registration};
-use crate::store::{Claim, ClaimToken, DeliveryKeys, DeliveryStore, Namespace, StoreError};
+use crate::store::{
+    Claim, ClaimToken, DedupeKey, DeliveryKeys, DeliveryStore, Namespace, StoreError,
+};
 use crate::verified::Verified;
 use crate::verifier::Verifier;
 
@@ -292,21 +294,29 @@ impl<S: DeliveryStore> Receiver<S> {
 
     /// Claims a delivery verified by [`Self::verifier`], whose body is `body`.
     ///
-    /// The timestamp is checked against the window again first (the body may have arrived long
-    /// after the headers), then the delivery id (required here) and the message key are
+    /// The timestamp, if the method has one, is checked against the window again first (the
+    /// body may have arrived long after the headers), then the keys the method dedupes on (the
+    /// delivery id, required then, and the message key: see [`Method`](crate::Method)) are
     /// claimed in one store call, bounded by the store timeout.
     pub async fn claim(&self, verified: Verified, body: &[u8]) -> Result<Outcome<S>, ReceiveError> {
-        let id = verified
-            .delivery_id()
-            .ok_or_else(|| VerifyError::MissingHeader {
-                header: self.verifier.header_names().delivery_id.clone(),
-            })?;
-        self.verifier.check_window(verified.unix_nanos())?;
-        let message = self
-            .verifier
-            .scheme()
-            .message_digest(verified.timestamp_raw(), body);
-        let keys = DeliveryKeys::new(&self.settings.namespace, Some(id), &message);
+        let method = self.verifier.method();
+        let id = match method.dedupes_on_id() {
+            true => Some(verified.delivery_id().ok_or_else(|| {
+                let names = self.verifier.header_names();
+                VerifyError::MissingHeader {
+                    header: names.delivery_id.clone().unwrap_or(names.signature.clone()),
+                }
+            })?),
+            false => None,
+        };
+        if let Some(unix_nanos) = verified.unix_nanos() {
+            self.verifier.check_window(unix_nanos)?;
+        }
+        let namespace = &self.settings.namespace;
+        let keys = match (method.dedupes_on_message(), id) {
+            (false, Some(id)) => DeliveryKeys::id_only(namespace, id),
+            _ => DeliveryKeys::new(namespace, id, &verified.message_digest(body)),
+        };
         let token = ClaimToken::random()?;
         let lease = self.settings.lease;
         let answer = {
@@ -350,7 +360,7 @@ impl<S: DeliveryStore> Receiver<S> {
         tracing::info!(
             target: "hookverify",
             delivery_id = id,
-            message_key = keys.message().as_str(),
+            message_key = keys.message().map(DedupeKey::as_str),
             duplicate = duplicate.as_str(),
             "duplicate delivery not handled again"
         );

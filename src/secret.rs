@@ -1,21 +1,36 @@
-//! Signing secrets, and the HMAC state each one is keyed into once.
+//! Signing secrets, what each one is keyed into once (an HMAC state, an Ed25519 public key, a
+//! token's digest), and the checks those run over a delivery.
 
 use std::fmt;
 use std::sync::Arc;
 
-use hmac::{Hmac, KeyInit};
-use sha2::Sha256;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::StreamVerifier;
+use ed25519_dalek::VerifyingKey;
+use hmac::{Hmac, KeyInit, Mac};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::error::ConfigError;
+use crate::method::{Alg, Method};
+use crate::signature::{Signatures, Tag};
 
 pub(crate) type HmacSha256 = Hmac<Sha256>;
+pub(crate) type HmacSha1 = Hmac<Sha1>;
 
-/// A shared secret with a label that names it (`"2026-11"`, `"current"`, `"old"`).
+/// A shared secret (or, for Standard Webhooks' `v1a`, a public key) with a label that names it
+/// (`"2026-11"`, `"current"`, `"old"`).
 ///
 /// The label is what a verified delivery reports, so during a rotation you can see when the old
 /// secret stops matching and retire it. The secret's bytes are wiped from memory when it is
 /// dropped and never appear in `Debug` output.
+///
+/// How the bytes are read depends on the [`Method`]: as given for the HMAC methods, Stripe
+/// (the whole `whsec_…` string is the key), GitHub and Slack; as the token for `bearer`; as
+/// `user:password` for `basic_auth`; as `whsec_<base64>` (an HMAC key) or `whpk_<base64>` (an
+/// Ed25519 public key) for Standard Webhooks.
 ///
 /// ```
 /// use hookverify::Secret;
@@ -44,20 +59,65 @@ impl Secret {
         &self.label
     }
 
-    /// Keys an HMAC-SHA256 state once, so requests only clone it.
-    pub(crate) fn into_keyed(self) -> Result<KeyedSecret, ConfigError> {
-        let empty = || ConfigError::EmptySecret {
-            label: self.label.to_string(),
-        };
-        if self.value.is_empty() {
-            return Err(empty());
-        }
-        // HMAC takes a key of any length: this fails only if the key is rejected anyway.
-        let keyed = HmacSha256::new_from_slice(&self.value).map_err(|_| empty())?;
+    /// Reads the secret as `method` says and keys it once, so requests only clone the state.
+    pub(crate) fn into_keyed(self, method: Method) -> Result<KeyedSecret, ConfigError> {
+        let key = self.key(method)?;
         Ok(KeyedSecret {
             label: self.label,
-            keyed,
+            key,
         })
+    }
+
+    fn key(&self, method: Method) -> Result<Key, ConfigError> {
+        let label = || self.label.to_string();
+        if self.value.is_empty() {
+            return Err(ConfigError::EmptySecret { label: label() });
+        }
+        let encoding = |expected: &'static str| ConfigError::SecretEncoding {
+            label: label(),
+            method,
+            expected,
+        };
+        // HMAC takes a key of any length: keying fails only for an empty key, refused above.
+        let hmac = |key: &[u8]| {
+            HmacSha256::new_from_slice(key)
+                .map(Key::HmacSha256)
+                .map_err(|_| ConfigError::EmptySecret { label: label() })
+        };
+        match method {
+            Method::HmacSha256 | Method::Stripe | Method::GitHub | Method::Slack => {
+                hmac(&self.value)
+            }
+            Method::HmacSha1 => HmacSha1::new_from_slice(&self.value)
+                .map(Key::HmacSha1)
+                .map_err(|_| ConfigError::EmptySecret { label: label() }),
+            Method::Bearer => Ok(Key::token(&self.value)),
+            Method::BasicAuth if self.value.contains(&b':') => Ok(Key::token(&self.value)),
+            Method::BasicAuth => Err(encoding("user:password")),
+            Method::None => Err(ConfigError::SecretWithoutSigning { label: label() }),
+            Method::StandardWebhooks => {
+                let expected = "whsec_<base64> or whpk_<base64 of a 32-byte Ed25519 public key>";
+                if let Some(encoded) = self.value.strip_prefix(b"whsec_") {
+                    let key =
+                        Zeroizing::new(STANDARD.decode(encoded).map_err(|_| encoding(expected))?);
+                    if key.is_empty() {
+                        return Err(encoding(expected));
+                    }
+                    hmac(&key)
+                } else if let Some(encoded) = self.value.strip_prefix(b"whpk_") {
+                    let bytes: [u8; 32] = STANDARD
+                        .decode(encoded)
+                        .ok()
+                        .and_then(|bytes| bytes.try_into().ok())
+                        .ok_or_else(|| encoding(expected))?;
+                    VerifyingKey::from_bytes(&bytes)
+                        .map(Key::Ed25519)
+                        .map_err(|_| encoding(expected))
+                } else {
+                    Err(encoding(expected))
+                }
+            }
+        }
     }
 }
 
@@ -70,19 +130,86 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// A secret after keying: the HMAC state that has absorbed the key blocks.
+/// What a secret is keyed into.
+enum Key {
+    HmacSha256(HmacSha256),
+    HmacSha1(HmacSha1),
+    Ed25519(VerifyingKey),
+    /// The SHA-256 digest of a bearer token or `user:password`.
+    TokenDigest(Zeroizing<[u8; 32]>),
+    /// `none`: matches any request.
+    Unsigned,
+}
+
+impl Key {
+    fn token(value: &[u8]) -> Self {
+        Self::TokenDigest(Zeroizing::new(Sha256::digest(value).into()))
+    }
+}
+
+/// A secret after keying: the HMAC state that has absorbed the key blocks, the parsed public
+/// key, or the token's digest.
 ///
-/// That state is as sensitive as the key itself; `hmac`'s `zeroize` feature wipes it (and every
-/// per-request copy) on drop.
+/// An HMAC state is as sensitive as the key itself; `hmac`'s `zeroize` feature wipes it (and
+/// every per-request copy) on drop.
 pub(crate) struct KeyedSecret {
     pub(crate) label: Arc<str>,
-    keyed: HmacSha256,
+    key: Key,
 }
 
 impl KeyedSecret {
-    /// A MAC ready for a message: a copy of the keyed state.
-    pub(crate) fn mac(&self) -> HmacSha256 {
-        self.keyed.clone()
+    /// What `none` verifies with: no key, a fixed label.
+    pub(crate) fn unsigned() -> Self {
+        Self {
+            label: "unsigned".into(),
+            key: Key::Unsigned,
+        }
+    }
+
+    /// For the methods that sign no body: whether the carried credential is this secret.
+    pub(crate) fn matches_credential(&self, carried: &Signatures) -> bool {
+        match &self.key {
+            Key::TokenDigest(digest) => Tag::from_slice(&digest[..])
+                .is_some_and(|digest| carried.contains(Alg::TokenDigest, &digest)),
+            Key::Unsigned => true,
+            Key::HmacSha256(_) | Key::HmacSha1(_) | Key::Ed25519(_) => false,
+        }
+    }
+
+    /// The checks this secret runs over a body, each already fed the signed bytes before the
+    /// body: one MAC, or one Ed25519 verification per carried `v1a` signature.
+    pub(crate) fn body_checks<'a>(
+        &'a self,
+        prefix: [&'a [u8]; 4],
+        carried: &'a Signatures,
+    ) -> impl Iterator<Item = BodyCheck> + 'a {
+        let mac = match &self.key {
+            Key::HmacSha256(keyed) => Some(BodyCheck::HmacSha256(keyed.clone())),
+            Key::HmacSha1(keyed) => Some(BodyCheck::HmacSha1(keyed.clone())),
+            _ => None,
+        };
+        let public_key = match &self.key {
+            Key::Ed25519(public_key) => Some(public_key),
+            _ => None,
+        };
+        let signatures = public_key.into_iter().flat_map(move |public_key| {
+            carried.of(Alg::Ed25519).filter_map(move |tag| {
+                let bytes: [u8; 64] = tag.as_bytes().try_into().ok()?;
+                let verifier = public_key
+                    .verify_stream(&ed25519_dalek::Signature::from_bytes(&bytes))
+                    .ok()?;
+                Some(BodyCheck::Ed25519 {
+                    verifier,
+                    signature: *tag,
+                })
+            })
+        });
+        mac.into_iter().chain(signatures).map(move |mut check| {
+            for piece in prefix {
+                check.update(piece);
+            }
+            check
+        })
     }
 }
 
@@ -92,5 +219,67 @@ impl fmt::Debug for KeyedSecret {
             .field("label", &self.label)
             .field("key", &format_args!("<redacted>"))
             .finish()
+    }
+}
+
+/// One check of a delivery's signed bytes, fed as they arrive.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "boxing the Ed25519 state would allocate on verify"
+)]
+pub(crate) enum BodyCheck {
+    HmacSha256(HmacSha256),
+    HmacSha1(HmacSha1),
+    Ed25519 {
+        verifier: StreamVerifier,
+        signature: Tag,
+    },
+}
+
+impl BodyCheck {
+    pub(crate) fn update(&mut self, chunk: &[u8]) {
+        match self {
+            Self::HmacSha256(mac) => mac.update(chunk),
+            Self::HmacSha1(mac) => mac.update(chunk),
+            Self::Ed25519 { verifier, .. } => verifier.update(chunk),
+        }
+    }
+
+    /// The carried signature that matched, if one did.
+    pub(crate) fn verdict(self, carried: &Signatures) -> Option<Tag> {
+        let alg = match self {
+            Self::HmacSha256(_) => Alg::HmacSha256,
+            Self::HmacSha1(_) => Alg::HmacSha1,
+            Self::Ed25519 {
+                verifier,
+                signature,
+            } => return verifier.finalize_and_verify().ok().map(|()| signature),
+        };
+        self.tag()
+            .filter(|computed| carried.contains(alg, computed))
+    }
+}
+
+impl BodyCheck {
+    /// The tag a MAC computed, for signing; `None` for an Ed25519 check.
+    pub(crate) fn tag(self) -> Option<Tag> {
+        match self {
+            Self::HmacSha256(mac) => Tag::from_slice(&mac.finalize().into_bytes()),
+            Self::HmacSha1(mac) => Tag::from_slice(&mac.finalize().into_bytes()),
+            Self::Ed25519 { .. } => None,
+        }
+    }
+}
+
+impl fmt::Debug for BodyCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Self::HmacSha256(_) => "HmacSha256",
+            Self::HmacSha1(_) => "HmacSha1",
+            Self::Ed25519 { .. } => "Ed25519",
+        };
+        f.debug_tuple("BodyCheck")
+            .field(&name)
+            .finish_non_exhaustive()
     }
 }

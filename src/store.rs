@@ -214,26 +214,20 @@ impl fmt::Debug for DedupeKey {
 }
 
 /// Everything that identifies one delivery in a store: its namespace, its delivery id's key
-/// (when it has one) and its message key. Stores act on all of them in one atomic step.
+/// (when it has one) and its message key (when its method dedupes on one); at least one of the
+/// two. Stores act on all of them in one atomic step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryKeys {
     namespace: Namespace,
     delivery_id: Option<Box<str>>,
     id: Option<DedupeKey>,
-    message: DedupeKey,
+    message: Option<DedupeKey>,
 }
 
 impl DeliveryKeys {
-    /// The keys of a delivery in `namespace`. The delivery id, when given, is one that passed
-    /// validation (1 to 256 visible ASCII characters).
+    /// The keys of a delivery in `namespace`, with a message key. The delivery id, when given,
+    /// is one that passed validation (1 to 256 visible ASCII characters).
     pub fn new(namespace: &Namespace, delivery_id: Option<&str>, message: &MessageDigest) -> Self {
-        let id = delivery_id.map(|id| {
-            let mut text = String::with_capacity(namespace.0.len() + 4 + id.len());
-            text.push_str(&namespace.0);
-            text.push_str(":id:");
-            text.push_str(id);
-            DedupeKey::new(text)
-        });
         let mut text = String::with_capacity(namespace.0.len() + 5 + 32);
         text.push_str(&namespace.0);
         text.push_str(":msg:");
@@ -242,8 +236,19 @@ impl DeliveryKeys {
         Self {
             namespace: namespace.clone(),
             delivery_id: delivery_id.map(Box::from),
-            id,
-            message: DedupeKey::new(text),
+            id: delivery_id.map(|id| id_key(namespace, id)),
+            message: Some(DedupeKey::new(text)),
+        }
+    }
+
+    /// The keys of a delivery identified by its delivery id alone (methods whose id is signed,
+    /// or that sign nothing).
+    pub fn id_only(namespace: &Namespace, delivery_id: &str) -> Self {
+        Self {
+            namespace: namespace.clone(),
+            delivery_id: Some(delivery_id.into()),
+            id: Some(id_key(namespace, delivery_id)),
+            message: None,
         }
     }
 
@@ -262,16 +267,24 @@ impl DeliveryKeys {
         self.id.as_ref()
     }
 
-    /// The message key.
-    pub fn message(&self) -> &DedupeKey {
-        &self.message
+    /// The message key, when the delivery's method dedupes on one.
+    pub fn message(&self) -> Option<&DedupeKey> {
+        self.message.as_ref()
     }
 
     /// The keys, the delivery id's first: the order stores lock them in (one fixed order for
     /// every claim, so two claims never wait on each other in a cycle).
     pub fn all(&self) -> impl Iterator<Item = &DedupeKey> {
-        self.id.iter().chain(std::iter::once(&self.message))
+        self.id.iter().chain(self.message.iter())
     }
+}
+
+fn id_key(namespace: &Namespace, id: &str) -> DedupeKey {
+    let mut text = String::with_capacity(namespace.0.len() + 4 + id.len());
+    text.push_str(&namespace.0);
+    text.push_str(":id:");
+    text.push_str(id);
+    DedupeKey::new(text)
 }
 
 /// A namespace for dedupe keys: 1 to 64 characters among ASCII letters, digits, `-`, `_`, `.`.
@@ -431,12 +444,21 @@ mod tests {
             &Sha256::digest(id.as_str().as_bytes())[..16]
         );
         assert_eq!(
-            keys.message().as_str(),
-            format!("ns-1.a_b:msg:{}", hex::encode(&message.as_bytes()[..16]))
+            keys.message().map(DedupeKey::as_str),
+            Some(&*format!(
+                "ns-1.a_b:msg:{}",
+                hex::encode(&message.as_bytes()[..16])
+            ))
         );
         assert_eq!(keys.all().count(), 2);
         let anonymous = DeliveryKeys::new(&namespace, None, &message);
-        assert_eq!(anonymous.all().collect::<Vec<_>>(), [keys.message()]);
+        assert_eq!(
+            anonymous.all().map(Some).collect::<Vec<_>>(),
+            [keys.message()]
+        );
+        let by_id = DeliveryKeys::id_only(&namespace, "dlv_42");
+        assert_eq!(by_id.all().collect::<Vec<_>>(), [id]);
+        assert_eq!(by_id.message(), None);
     }
 
     #[test]

@@ -3,19 +3,17 @@
 
 use std::fmt;
 
-use hmac::Mac;
-
 use crate::error::VerifyError;
-use crate::secret::HmacSha256;
-use crate::signature::Tag;
+use crate::secret::BodyCheck;
 use crate::verified::Verified;
 use crate::verifier::{Precheck, Verifier};
 
 /// Verifies a body fed in chunks, for a request whose headers passed
 /// [`Verifier::precheck`].
 ///
-/// Every configured secret's MAC advances with each chunk (a streamed body cannot be read
-/// twice), so [`finish`](Self::finish) only finalizes: its cost does not grow with the body.
+/// Every configured secret's check (its MAC, or its Ed25519 verification) advances with each
+/// chunk (a streamed body cannot be read twice), so [`finish`](Self::finish) only finalizes: its
+/// cost does not grow with the body.
 /// The verdict comes from the same matching step as [`Verifier::verify`], so it is the one
 /// `verify` gives on the concatenated chunks.
 ///
@@ -33,26 +31,26 @@ use crate::verifier::{Precheck, Verifier};
 pub struct BodyVerifier {
     verifier: Verifier,
     precheck: Precheck,
-    /// One MAC per configured secret, in configuration order, already past what the scheme
-    /// puts before the body.
-    states: Vec<HmacSha256>,
+    /// The checks of each configured secret, in configuration order, already past what the
+    /// method signs before the body.
+    checks: Vec<(usize, BodyCheck)>,
 }
 
 impl BodyVerifier {
     /// Starts on the body of a request whose headers `verifier` prechecked.
     pub fn new(verifier: &Verifier, precheck: Precheck) -> Self {
-        let states = verifier.begin_messages(&precheck).collect();
+        let checks = verifier.body_checks(&precheck).collect();
         Self {
             verifier: verifier.clone(),
             precheck,
-            states,
+            checks,
         }
     }
 
     /// Feeds the next chunk of the body.
     pub fn update(&mut self, chunk: &[u8]) {
-        for state in &mut self.states {
-            state.update(chunk);
+        for (_, check) in &mut self.checks {
+            check.update(chunk);
         }
     }
 
@@ -61,13 +59,10 @@ impl BodyVerifier {
         &self.precheck
     }
 
-    /// The verdict on the body fed so far. When several secrets match, the first one configured
-    /// is reported.
-    ///
-    /// Finalizes copies of the states, so it can be asked again (after more chunks, too).
-    pub fn finish(&self) -> Result<Verified, VerifyError> {
-        let tags = self.states.iter().cloned().map(Tag::from_mac);
-        self.verifier.matching_secret(&self.precheck, tags)
+    /// The verdict on the whole body. When several secrets match, the first one configured is
+    /// reported.
+    pub fn finish(self) -> Result<Verified, VerifyError> {
+        self.verifier.first_match(&self.precheck, self.checks)
     }
 }
 
@@ -75,7 +70,7 @@ impl fmt::Debug for BodyVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BodyVerifier")
             .field("precheck", &self.precheck)
-            .field("secrets", &self.states.len())
+            .field("checks", &self.checks.len())
             .finish_non_exhaustive()
     }
 }

@@ -3,15 +3,14 @@
 use std::fmt;
 use std::sync::Arc;
 
-use hmac::Mac;
 use http::{HeaderMap, HeaderName};
 use time::{Duration, OffsetDateTime};
 
 use crate::clock::{Clock, SystemClock};
 use crate::delivery::DeliveryId;
 use crate::error::{ConfigError, Malformed, VerifyError};
-use crate::scheme::{HeaderNames, Scheme};
-use crate::secret::{HmacSha256, KeyedSecret, Secret};
+use crate::method::{HeaderNames, Method};
+use crate::secret::{BodyCheck, KeyedSecret, Secret};
 use crate::signature::{Signatures, Tag};
 use crate::timestamp::{self, Timestamp};
 use crate::verified::Verified;
@@ -24,7 +23,7 @@ pub const DEFAULT_TOLERANCE: Duration = Duration::seconds(300);
 pub const MAX_TOLERANCE: Duration = Duration::days(1);
 
 /// Checks that a delivery is genuine (its signature matches a configured secret) and fresh (its
-/// timestamp is inside the tolerance window).
+/// timestamp is inside the tolerance window), for one signing [`Method`].
 ///
 /// Cheap to clone (one `Arc`); build it once and share it. Every secret is keyed once, at
 /// [`build`](VerifierBuilder::build); [`verify`](Verifier::verify) does not allocate.
@@ -51,16 +50,20 @@ struct Inner {
     secrets: Box<[KeyedSecret]>,
     tolerance: Duration,
     clock: Arc<dyn Clock>,
-    scheme: Scheme,
+    method: Method,
+    names: HeaderNames,
+    /// Svix's spelling of Standard Webhooks' headers, read when the primary ones are absent.
+    alias: Option<HeaderNames>,
 }
 
-/// The three header values, for callers that do not hold an [`http::HeaderMap`].
+/// The three header values, for callers that do not hold an [`http::HeaderMap`] (only those the
+/// method uses are read).
 ///
 /// Rejecting a repeated header is then the caller's job: pass the value only if it occurred
 /// once.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HeaderValues<'a> {
-    /// The signature header's value.
+    /// The credential header's value (the signature list, or `Authorization`).
     pub signature: Option<&'a [u8]>,
     /// The timestamp header's value, exactly as received.
     pub timestamp: Option<&'a [u8]>,
@@ -69,15 +72,17 @@ pub struct HeaderValues<'a> {
 }
 
 /// A request whose headers passed the checks that need no body: present, single, well formed,
-/// and a timestamp inside the window.
+/// a timestamp inside the window, and for the methods that sign no body, the credential.
 ///
 /// Owns what it needs, so the body can be read afterwards; feed it to a
 /// [`BodyVerifier`](crate::BodyVerifier). Nothing here is trusted until the body verified.
 #[derive(Clone)]
 pub struct Precheck {
     signatures: Signatures,
-    timestamp: Timestamp,
+    timestamp: Option<Timestamp>,
     delivery_id: Option<DeliveryId>,
+    /// For the methods that sign no body: the secret the credential matched.
+    matched: Option<usize>,
 }
 
 impl Precheck {
@@ -86,9 +91,10 @@ impl Precheck {
         self.delivery_id.as_ref()
     }
 
-    /// The timestamp header, parsed, in UTC (unverified until the body is).
-    pub fn timestamp(&self) -> OffsetDateTime {
-        self.timestamp.at()
+    /// The timestamp, parsed, in UTC (unverified until the body is); `None` for methods
+    /// without one.
+    pub fn timestamp(&self) -> Option<OffsetDateTime> {
+        self.timestamp.as_ref().map(Timestamp::at)
     }
 }
 
@@ -102,8 +108,8 @@ impl fmt::Debug for Precheck {
 }
 
 impl Verifier {
-    /// Starts a configuration with the defaults: `X-Agent-*` headers, a 300 s tolerance, the
-    /// system clock, and no secret yet.
+    /// Starts a configuration with the defaults: the `hmac_sha256` method and its `X-Agent-*`
+    /// headers, a 300 s tolerance, the system clock, and no secret yet.
     pub fn builder() -> VerifierBuilder {
         VerifierBuilder::default()
     }
@@ -112,8 +118,8 @@ impl Verifier {
     /// re-encoded or decoded form).
     ///
     /// The checks run cheapest first: headers present, single and well formed, the timestamp
-    /// inside the window, and only then the HMAC, once per secret in configuration order until
-    /// one matches.
+    /// inside the window, and only then the signature, once per secret in configuration order
+    /// until one matches.
     pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, VerifyError> {
         self.verify_values(self.header_values(headers)?, body)
     }
@@ -126,82 +132,120 @@ impl Verifier {
         body: &[u8],
     ) -> Result<Verified, VerifyError> {
         let precheck = self.check(values)?;
-        let tags = self.begin_messages(&precheck).map(|mut mac| {
-            mac.update(body);
-            Tag::from_mac(mac)
+        let checks = self.body_checks(&precheck).map(|(secret, mut check)| {
+            check.update(body);
+            (secret, check)
         });
-        self.matching_secret(&precheck, tags)
+        self.first_match(&precheck, checks)
     }
 
     /// The checks that need no body: headers present, single and well formed, timestamp inside
-    /// the window. Run it before reading the body, so that a stale or malformed request costs
+    /// the window, and for the methods that sign no body, the credential itself. Run it before
+    /// reading the body, so that a stale, malformed or (for a token) unauthorized request costs
     /// nothing more; then hand the body to a [`BodyVerifier`](crate::BodyVerifier).
     pub fn precheck(&self, headers: &HeaderMap) -> Result<Precheck, VerifyError> {
         self.check(self.header_values(headers)?)
     }
 
-    /// One MAC per configured secret, in configuration order, each keyed and already fed what
-    /// the scheme puts before the body: the body goes in next.
-    pub(crate) fn begin_messages(&self, precheck: &Precheck) -> impl Iterator<Item = HmacSha256> {
-        self.inner.secrets.iter().map(|secret| {
-            let mut mac = secret.mac();
-            self.inner
-                .scheme
-                .begin_message(&mut mac, precheck.timestamp.raw());
-            mac
-        })
+    /// The checks of the signed bytes, with the index of the secret each belongs to, in
+    /// configuration order, each already fed what the method signs before the body: the body
+    /// goes in next. None for the methods that sign no body.
+    pub(crate) fn body_checks<'a>(
+        &'a self,
+        precheck: &'a Precheck,
+    ) -> impl Iterator<Item = (usize, BodyCheck)> + 'a {
+        let id = precheck
+            .delivery_id
+            .as_ref()
+            .map_or(&[][..], DeliveryId::as_bytes);
+        let timestamp = precheck.timestamp.as_ref().map_or(&[][..], Timestamp::raw);
+        let prefix = self.inner.method.signed_prefix(id, timestamp);
+        self.inner
+            .secrets
+            .iter()
+            .enumerate()
+            .flat_map(move |(index, secret)| {
+                secret
+                    .body_checks(prefix, &precheck.signatures)
+                    .map(move |check| (index, check))
+            })
     }
 
-    /// The step both ways in share: takes the tags of the whole message under each configured
-    /// secret, in configuration order (computed lazily: the rest are not needed once one
-    /// matches), and verifies the delivery with the first one that a carried signature equals.
-    #[inline]
-    pub(crate) fn matching_secret(
+    /// The step both ways in share: takes the checks of the whole message (computed lazily:
+    /// the rest are not needed once one matches), and verifies the delivery with the first
+    /// secret a carried signature matches.
+    pub(crate) fn first_match(
         &self,
         precheck: &Precheck,
-        tags: impl IntoIterator<Item = Tag>,
+        checks: impl IntoIterator<Item = (usize, BodyCheck)>,
     ) -> Result<Verified, VerifyError> {
-        for (secret, tag) in self.inner.secrets.iter().zip(tags) {
-            if precheck.signatures.contains(&tag) {
-                return Ok(Verified::new(
-                    precheck.delivery_id,
-                    precheck.timestamp,
-                    Arc::clone(&secret.label),
-                    tag,
-                ));
+        if let Some(secret) = precheck.matched {
+            return Ok(self.verified(precheck, secret, None));
+        }
+        for (secret, check) in checks {
+            if let Some(tag) = check.verdict(&precheck.signatures) {
+                return Ok(self.verified(precheck, secret, Some(tag)));
             }
         }
         Err(VerifyError::SignatureMismatch)
     }
 
-    /// The three header values, each of which may occur at most once.
-    ///
+    fn verified(&self, precheck: &Precheck, secret: usize, tag: Option<Tag>) -> Verified {
+        let label = self
+            .inner
+            .secrets
+            .get(secret)
+            .map(|secret| Arc::clone(&secret.label))
+            .unwrap_or_else(|| Arc::from(""));
+        Verified::new(
+            self.inner.method,
+            precheck.delivery_id,
+            precheck.timestamp,
+            label,
+            tag,
+        )
+    }
+
+    /// The header values the method reads, each of which may occur at most once; for Standard
+    /// Webhooks, Svix's names when the request carries no `webhook-signature`.
+    fn header_values<'a>(&self, headers: &'a HeaderMap) -> Result<HeaderValues<'a>, VerifyError> {
+        let values = self.lookup(&self.inner.names, headers)?;
+        match &self.inner.alias {
+            Some(alias) if values.signature.is_none() => self.lookup(alias, headers),
+            _ => Ok(values),
+        }
+    }
+
     /// One pass over the headers, comparing names: three lookups by name would hash each
     /// name, which costs more than comparing it with the dozen names a request carries. The
     /// HTTP server bounds their number.
-    fn header_values<'a>(&self, headers: &'a HeaderMap) -> Result<HeaderValues<'a>, VerifyError> {
-        let names = &self.inner.scheme.names;
-        let wanted = [&names.signature, &names.timestamp, &names.delivery_id];
+    fn lookup<'a>(
+        &self,
+        names: &HeaderNames,
+        headers: &'a HeaderMap,
+    ) -> Result<HeaderValues<'a>, VerifyError> {
+        let signature = (self.inner.method != Method::None).then_some(&names.signature);
+        let wanted = [
+            signature,
+            names.timestamp.as_ref(),
+            names.delivery_id.as_ref(),
+        ];
         let mut found: [Option<&[u8]>; 3] = [None; 3];
         let mut repeated = [false; 3];
         for (name, value) in headers {
-            if let Some(slot) = wanted.iter().position(|wanted| *wanted == name) {
+            if let Some(slot) = wanted.iter().position(|wanted| *wanted == Some(name)) {
                 repeated[slot] |= found[slot].is_some();
                 found[slot] = Some(value.as_bytes());
             }
         }
-        let reason = Malformed::Repeated;
-        if repeated[0] {
-            let header = names.signature.clone();
-            return Err(VerifyError::MalformedSignature { header, reason });
-        }
-        if repeated[1] {
-            let header = names.timestamp.clone();
-            return Err(VerifyError::MalformedTimestamp { header, reason });
-        }
-        if repeated[2] {
-            let header = names.delivery_id.clone();
-            return Err(VerifyError::MalformedDeliveryId { header, reason });
+        if let Some(slot) = repeated.iter().position(|&repeated| repeated) {
+            let header = wanted[slot].cloned().unwrap_or(names.signature.clone());
+            let reason = Malformed::Repeated;
+            return Err(match slot {
+                0 => VerifyError::MalformedSignature { header, reason },
+                1 => VerifyError::MalformedTimestamp { header, reason },
+                _ => VerifyError::MalformedDeliveryId { header, reason },
+            });
         }
         let [signature, timestamp, delivery_id] = found;
         Ok(HeaderValues {
@@ -211,43 +255,73 @@ impl Verifier {
         })
     }
 
-    /// Presence, form and window, in that order.
-    #[inline]
+    /// Presence, form, window and (for the methods that sign no body) the credential, in that
+    /// order.
     fn check(&self, values: HeaderValues<'_>) -> Result<Precheck, VerifyError> {
-        let names = &self.inner.scheme.names;
+        let method = self.inner.method;
+        let names = &self.inner.names;
         let missing = |header: &HeaderName| VerifyError::MissingHeader {
             header: header.clone(),
         };
-        let signature = values.signature.ok_or_else(|| missing(&names.signature))?;
-        let timestamp = values.timestamp.ok_or_else(|| missing(&names.timestamp))?;
+        let signature = match method {
+            Method::None => None,
+            _ => Some(values.signature.ok_or_else(|| missing(&names.signature))?),
+        };
+        let timestamp = match (&names.timestamp, method.has_timestamp()) {
+            (Some(header), true) => {
+                Some((header, values.timestamp.ok_or_else(|| missing(header))?))
+            }
+            _ => None,
+        };
 
-        let signatures = self
-            .inner
-            .scheme
-            .parse_signatures(signature)
+        let credentials = signature
+            .map(|value| method.parse_credentials(value))
+            .transpose()
             .map_err(|reason| VerifyError::MalformedSignature {
                 header: names.signature.clone(),
                 reason,
             })?;
-        let timestamp =
-            Timestamp::parse(timestamp).map_err(|reason| VerifyError::MalformedTimestamp {
-                header: names.timestamp.clone(),
-                reason,
-            })?;
-        let delivery_id = values
-            .delivery_id
-            .map(DeliveryId::parse)
-            .transpose()
-            .map_err(|reason| VerifyError::MalformedDeliveryId {
-                header: names.delivery_id.clone(),
-                reason,
-            })?;
+        let (signatures, signed_timestamp) = credentials
+            .map(|credentials| (credentials.signatures, credentials.timestamp))
+            .unwrap_or_default();
+        // Stripe's timestamp is inside the signature header.
+        let timestamp = timestamp.or(signed_timestamp.map(|value| (&names.signature, value)));
+        let timestamp = timestamp
+            .map(|(header, value)| {
+                Timestamp::parse(value).map_err(|reason| VerifyError::MalformedTimestamp {
+                    header: header.clone(),
+                    reason,
+                })
+            })
+            .transpose()?;
+        let delivery_id = match (&names.delivery_id, values.delivery_id) {
+            (Some(header), Some(value)) => Some(DeliveryId::parse(value).map_err(|reason| {
+                VerifyError::MalformedDeliveryId {
+                    header: header.clone(),
+                    reason,
+                }
+            })?),
+            _ => None,
+        };
 
-        self.check_window(timestamp.unix_nanos())?;
+        if let Some(timestamp) = &timestamp {
+            self.check_window(timestamp.unix_nanos())?;
+        }
+        let matched = match method.signs_body() {
+            true => None,
+            false => Some(
+                self.inner
+                    .secrets
+                    .iter()
+                    .position(|secret| secret.matches_credential(&signatures))
+                    .ok_or(VerifyError::SignatureMismatch)?,
+            ),
+        };
         Ok(Precheck {
             signatures,
             timestamp,
             delivery_id,
+            matched,
         })
     }
 
@@ -263,8 +337,9 @@ impl Verifier {
         }
     }
 
-    pub(crate) fn scheme(&self) -> &Scheme {
-        &self.inner.scheme
+    /// The signing method.
+    pub fn method(&self) -> Method {
+        self.inner.method
     }
 
     /// The tolerance window, either way.
@@ -279,7 +354,7 @@ impl Verifier {
 
     /// The configured header names.
     pub fn header_names(&self) -> &HeaderNames {
-        &self.inner.scheme.names
+        &self.inner.names
     }
 }
 
@@ -287,10 +362,11 @@ impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let labels: Vec<&str> = self.inner.secrets.iter().map(|s| &*s.label).collect();
         f.debug_struct("Verifier")
+            .field("method", &self.inner.method)
             .field("secrets", &labels)
             .field("tolerance", &self.inner.tolerance)
             .field("clock", &self.inner.clock)
-            .field("header_names", &self.inner.scheme.names)
+            .field("header_names", &self.inner.names)
             .finish()
     }
 }
@@ -301,7 +377,8 @@ pub struct VerifierBuilder {
     secrets: Vec<Secret>,
     tolerance: Duration,
     clock: Arc<dyn Clock>,
-    names: HeaderNames,
+    method: Method,
+    names: Option<HeaderNames>,
 }
 
 impl Default for VerifierBuilder {
@@ -310,7 +387,8 @@ impl Default for VerifierBuilder {
             secrets: Vec::new(),
             tolerance: DEFAULT_TOLERANCE,
             clock: Arc::new(SystemClock),
-            names: HeaderNames::default(),
+            method: Method::default(),
+            names: None,
         }
     }
 }
@@ -346,19 +424,24 @@ impl VerifierBuilder {
         self
     }
 
-    /// The header names (default `X-Agent-Signature`, `X-Agent-Timestamp`,
-    /// `X-Agent-Delivery-Id`).
+    /// The signing method (default [`Method::HmacSha256`]). Secrets are read as it says; see
+    /// [`Secret`].
+    #[must_use]
+    pub fn method(mut self, method: Method) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// The header names (default: the method's own, [`Method::default_header_names`]).
     #[must_use]
     pub fn header_names(mut self, names: HeaderNames) -> Self {
-        self.names = names;
+        self.names = Some(names);
         self
     }
 
     /// Keys every secret and checks the configuration.
     pub fn build(self) -> Result<Verifier, ConfigError> {
-        if self.secrets.is_empty() {
-            return Err(ConfigError::NoSecrets);
-        }
+        let method = self.method;
         if self.tolerance.is_negative() {
             return Err(ConfigError::NegativeTolerance);
         }
@@ -368,21 +451,47 @@ impl VerifierBuilder {
                 allowed: "from 0 to 1 day".into(),
             });
         }
-        let mut keyed: Vec<KeyedSecret> = Vec::with_capacity(self.secrets.len());
-        for secret in self.secrets {
-            if keyed.iter().any(|k| *k.label == *secret.label()) {
-                return Err(ConfigError::DuplicateLabel {
+        let alias = match self.names {
+            Some(_) => None,
+            None => method.alias_header_names(),
+        };
+        let names = self.names.unwrap_or_else(|| method.default_header_names());
+        let missing = |header| ConfigError::MissingHeaderName { method, header };
+        if method.has_timestamp() && method != Method::Stripe && names.timestamp.is_none() {
+            return Err(missing("timestamp"));
+        }
+        if method.dedupes_on_id() && names.delivery_id.is_none() {
+            return Err(missing("delivery id"));
+        }
+        let secrets = match (method, self.secrets.first()) {
+            (Method::None, Some(secret)) => {
+                return Err(ConfigError::SecretWithoutSigning {
                     label: secret.label().to_owned(),
                 });
             }
-            keyed.push(secret.into_keyed()?);
-        }
+            (Method::None, None) => vec![KeyedSecret::unsigned()],
+            (_, None) => return Err(ConfigError::NoSecrets { method }),
+            (_, Some(_)) => {
+                let mut keyed: Vec<KeyedSecret> = Vec::with_capacity(self.secrets.len());
+                for secret in self.secrets {
+                    if keyed.iter().any(|k| *k.label == *secret.label()) {
+                        return Err(ConfigError::DuplicateLabel {
+                            label: secret.label().to_owned(),
+                        });
+                    }
+                    keyed.push(secret.into_keyed(method)?);
+                }
+                keyed
+            }
+        };
         Ok(Verifier {
             inner: Arc::new(Inner {
-                secrets: keyed.into_boxed_slice(),
+                secrets: secrets.into_boxed_slice(),
                 tolerance: self.tolerance,
                 clock: self.clock,
-                scheme: Scheme::agent(self.names),
+                method,
+                names,
+                alias,
             }),
         })
     }

@@ -828,7 +828,7 @@ async fn the_handler_sees_the_delivery_and_a_sensitive_signature() {
                         "{} {} {} {} {}",
                         delivery.delivery_id(),
                         delivery.secret_label(),
-                        delivery.timestamp().unix_timestamp(),
+                        delivery.timestamp().map_or(0, |at| at.unix_timestamp()),
                         String::from_utf8_lossy(delivery.body()),
                         sensitive
                     )

@@ -34,14 +34,13 @@ impl VerifiedDelivery {
         &self.verified
     }
 
-    /// The delivery id, or `""` when the request had none (possible only without the layer,
-    /// which requires it).
+    /// The delivery id, or `""` when the method sends none (Stripe, Slack).
     pub fn delivery_id(&self) -> &str {
         self.verified.delivery_id().unwrap_or_default()
     }
 
-    /// The signed timestamp.
-    pub fn timestamp(&self) -> OffsetDateTime {
+    /// The signed timestamp; `None` for methods that sign none.
+    pub fn timestamp(&self) -> Option<OffsetDateTime> {
         self.verified.timestamp()
     }
 

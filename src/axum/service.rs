@@ -179,9 +179,11 @@ where
     let (parts, body) = request.into_parts();
     let verifier = config.receiver.verifier();
     let precheck = verifier.precheck(&parts.headers)?;
-    if precheck.delivery_id().is_none() {
+    // Dedupe needs the id: refuse before the body rather than after it.
+    if verifier.method().dedupes_on_id() && precheck.delivery_id().is_none() {
+        let names = verifier.header_names();
         return Err(VerifyError::MissingHeader {
-            header: verifier.header_names().delivery_id.clone(),
+            header: names.delivery_id.clone().unwrap_or(names.signature.clone()),
         }
         .into());
     }

@@ -13,6 +13,8 @@ use clap::{Parser, Subcommand};
 
 #[path = "hookverify/options.rs"]
 mod options;
+#[path = "hookverify/scheme.rs"]
+mod scheme;
 #[path = "hookverify/secrets.rs"]
 mod secrets;
 #[path = "hookverify/serve.rs"]
@@ -22,7 +24,8 @@ mod server;
 #[path = "hookverify/sign.rs"]
 mod sign;
 
-/// Verify signed webhook deliveries (HMAC-SHA256 over `{timestamp}.{body}`).
+/// Verify signed webhook deliveries: the provider's HMAC-SHA256 by default, and HMAC-SHA1,
+/// bearer, Basic, Standard Webhooks (HMAC and Ed25519), Stripe, GitHub and Slack.
 #[derive(Debug, Parser)]
 #[command(name = "hookverify", version, propagate_version = true)]
 struct Cli {

@@ -210,10 +210,12 @@ impl MemoryStore {
                 _ => {}
             }
         }
-        match state.entries.peek(keys.message().digest()) {
-            Some(entry) if entry.held_by_other(now, token) => return Ok(Claim::InFlight),
-            Some(entry) if entry.completed(now) => return Ok(Claim::Replay),
-            _ => {}
+        if let Some(message) = keys.message() {
+            match state.entries.peek(message.digest()) {
+                Some(entry) if entry.held_by_other(now, token) => return Ok(Claim::InFlight),
+                Some(entry) if entry.completed(now) => return Ok(Claim::Replay),
+                _ => {}
+            }
         }
         // Room for both keys first, so that a refusal changes nothing.
         let new_keys = keys

@@ -184,8 +184,9 @@ $migrate$;
 -- taken on the way are all given back.
 
 -- Claims every key for `claimant`, in the given order (the delivery id's first, the message
--- key last). Answers 0 fresh, 1 in flight, 2 completed (a key before the last was
--- completed: the delivery id), 3 replay (the last key, the message, was completed).
+-- key last; either may be absent). Answers 0 fresh, 1 in flight, 2 completed (the delivery
+-- id was completed), 3 replay (the message was completed). A key's kind is its second field:
+-- `{namespace}:id:…` or `{namespace}:msg:…` (a namespace has no ':').
 CREATE OR REPLACE FUNCTION hookverify_claim(
     claim_keys text[], claimant bigint, lease_ms bigint, wait_ms integer
 ) RETURNS integer
@@ -218,7 +219,7 @@ BEGIN
                 FROM hookverify_deliveries AS d WHERE d.key = claim_keys[i];
                 answer := CASE
                     WHEN NOT coalesce(was_completed, false) THEN 1
-                    WHEN i = last THEN 3
+                    WHEN split_part(claim_keys[i], ':', 2) = 'msg' THEN 3
                     ELSE 2
                 END;
                 RAISE SQLSTATE 'ZH001';

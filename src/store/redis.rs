@@ -118,22 +118,22 @@ const IN_FLIGHT: i64 = 1;
 const COMPLETED: i64 = 2;
 const REPLAY: i64 = 3;
 
-/// `KEYS`: the id key (when the delivery has an id), then the message key.
-/// `ARGV`: the token, the lease in ms. Answers 0 fresh, 1 in flight, 2 completed, 3 replay.
+/// `KEYS`: the id key (when the delivery has an id), then the message key (when it has one).
+/// `ARGV`: the token, the lease in ms, and the keys' kinds, one letter each (`i` the id, `m`
+/// the message). Answers 0 fresh, 1 in flight, 2 completed, 3 replay.
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local mine = 'held:' .. ARGV[1]
-local last = #KEYS
-if last == 2 then
-  local id = redis.call('GET', KEYS[1])
-  if id and string.sub(id, 1, 5) == 'done:' then return 2 end
-  if id and id ~= mine then return 1 end
+for i = 1, #KEYS do
+  local value = redis.call('GET', KEYS[i])
+  if value and string.sub(value, 1, 5) == 'done:' then
+    if string.sub(ARGV[3], i, i) == 'i' then return 2 end
+    return 3
+  end
+  if value and value ~= mine then return 1 end
 end
-local msg = redis.call('GET', KEYS[last])
-if msg and string.sub(msg, 1, 5) == 'done:' then return 3 end
-if msg and msg ~= mine then return 1 end
-for i = 1, last do
+for i = 1, #KEYS do
   redis.call('SET', KEYS[i], mine, 'PX', ARGV[2])
 end
 return 0
@@ -379,6 +379,12 @@ where
     ) -> Result<Claim, StoreError> {
         let mut invocation = self.invocation(&CLAIM, keys, token);
         invocation.arg(span_ms(lease));
+        let kinds = match (keys.id(), keys.message()) {
+            (Some(_), Some(_)) => "im",
+            (Some(_), None) => "i",
+            _ => "m",
+        };
+        invocation.arg(kinds);
         match self.run::<i64>("claim", &invocation).await? {
             FRESH => Ok(Claim::Fresh),
             IN_FLIGHT => Ok(Claim::InFlight),

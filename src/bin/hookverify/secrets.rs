@@ -11,7 +11,9 @@
 
 use std::env::{self, VarError};
 
-use hookverify::Secret;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hookverify::{Method, Secret};
 
 /// The environment variable both commands read when no `--secret` is given.
 pub(crate) const ENV: &str = "HOOKVERIFY_SECRET";
@@ -28,7 +30,10 @@ pub(crate) struct SecretArg {
 /// Parses one `--secret` value or the environment variable; `source` names it in errors.
 pub(crate) fn parse(text: &str, source: &str) -> Result<SecretArg, String> {
     if text.is_empty() {
-        return Err(format!("{source} is empty"));
+        return Err(format!(
+            "{source} is empty; a signing method never runs without its secret (to accept \
+             unsigned deliveries, use --scheme none and no secret)"
+        ));
     }
     if text.trim() != text {
         return Err(format!(
@@ -110,9 +115,20 @@ pub(crate) fn random_hex(bytes: usize) -> Result<String, String> {
     Ok(hex::encode(buffer))
 }
 
-/// A fresh secret for a `serve` run without one: 256 random bits.
-pub(crate) fn generate() -> Result<String, String> {
-    Ok(format!("whsec_{}", random_hex(32)?))
+/// A fresh secret for a `serve` run without one, in the form `method` reads: 240 or 256
+/// random bits.
+pub(crate) fn generate(method: Method) -> Result<String, String> {
+    Ok(match method {
+        // 30 bytes: base64 without `=` padding, which `LABEL=SECRET` parsing would trip on.
+        Method::StandardWebhooks => {
+            let mut key = [0u8; 30];
+            getrandom::fill(&mut key)
+                .map_err(|error| format!("could not get random bytes from the system: {error}"))?;
+            format!("whsec_{}", STANDARD.encode(key))
+        }
+        Method::BasicAuth => format!("hookverify:{}", random_hex(32)?),
+        _ => format!("whsec_{}", random_hex(32)?),
+    })
 }
 
 #[cfg(test)]
@@ -179,9 +195,19 @@ mod tests {
 
     #[test]
     fn generated_secrets_are_distinct_and_long() -> Result<(), String> {
-        let (a, b) = (generate()?, generate()?);
+        let (a, b) = (generate(Method::HmacSha256)?, generate(Method::HmacSha256)?);
         assert_ne!(a, b);
         assert_eq!(a.len(), "whsec_".len() + 64);
+        // Every method takes its generated secret, and none contains '='.
+        for method in Method::ALL.into_iter().filter(|m| *m != Method::None) {
+            let secret = generate(method)?;
+            assert!(!secret.contains('='), "{method}: {secret}");
+            hookverify::Verifier::builder()
+                .method(method)
+                .secret("generated", secret)
+                .build()
+                .map_err(|error| format!("{method}: {error}"))?;
+        }
         Ok(())
     }
 }

@@ -25,7 +25,7 @@ use hookverify::store::postgres::PostgresStore;
 use hookverify::store::redis::RedisStore;
 use hookverify::time::format_description::well_known::Rfc3339;
 use hookverify::time::{Duration, UtcOffset};
-use hookverify::{DeliveryStore, MemoryStore, Receiver, Secret, StoreError, Verifier};
+use hookverify::{DeliveryStore, MemoryStore, Method, Receiver, Secret, StoreError, Verifier};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -33,6 +33,7 @@ use tracing_subscriber::filter::LevelFilter;
 
 use crate::Failure;
 use crate::options::{StoreChoice, StoreUrl, check_path, parse_store, redact};
+use crate::scheme::SchemeArgs;
 use crate::secrets;
 use crate::server::{self, Limits};
 
@@ -61,6 +62,9 @@ pub(crate) struct ServeArgs {
     /// random secret is generated and printed once on stderr
     #[arg(long = "secret", value_name = "[LABEL=]SECRET")]
     secrets: Vec<String>,
+
+    #[command(flatten)]
+    scheme: SchemeArgs,
 
     /// How far a delivery's timestamp may be from now, either way, in seconds (0 to 86400)
     #[arg(long, default_value_t = 300, value_name = "SECONDS",
@@ -165,6 +169,7 @@ pub(crate) struct ServeArgs {
 struct Config {
     addr: SocketAddr,
     verifier: Verifier,
+    method: Method,
     labels: Vec<String>,
     /// The secret generated for this run, if none was given.
     generated: Option<String>,
@@ -202,23 +207,28 @@ fn configure(args: ServeArgs) -> Result<(Config, StoreChoice), Failure> {
         check_path(path).map_err(usage)?;
     }
 
+    let method = args.scheme.scheme;
     let mut secrets = secrets::labelled(secrets::collect(&args.secrets).map_err(usage)?);
     let mut generated = None;
-    if secrets.is_empty() {
-        let secret = secrets::generate().map_err(Failure::runtime)?;
+    if secrets.is_empty() && method != Method::None {
+        let secret = secrets::generate(method).map_err(Failure::runtime)?;
         secrets.push(Secret::new(GENERATED_LABEL, secret.clone()));
         generated = Some(secret);
     }
     let labels = secrets.iter().map(|s| s.label().to_owned()).collect();
-    let verifier = Verifier::builder()
+    let mut verifier = Verifier::builder()
+        .method(method)
         .secrets(secrets)
-        .tolerance(Duration::seconds(i64::from(args.tolerance)))
-        .build()
-        .map_err(|error| usage(error.to_string()))?;
+        .tolerance(Duration::seconds(i64::from(args.tolerance)));
+    if let Some(names) = args.scheme.header_names() {
+        verifier = verifier.header_names(names);
+    }
+    let verifier = verifier.build().map_err(|error| usage(error.to_string()))?;
 
     let config = Config {
         addr: args.addr,
         verifier,
+        method,
         labels,
         generated,
         max_body: args.max_body,
@@ -353,7 +363,16 @@ async fn serve_with<S: DeliveryStore>(
     };
 
     if let Some(secret) = &config.generated {
-        eprint!("{}", round_trip_help(secret, local, config.path.as_deref()));
+        eprint!(
+            "{}",
+            round_trip_help(secret, config.method, local, config.path.as_deref())
+        );
+    }
+    if config.method == Method::None {
+        tracing::warn!(
+            "--scheme none: deliveries are NOT verified; anyone who can reach this address can \
+             send one. Choose a signing method for anything but a trial"
+        );
     }
     if !local.ip().is_loopback() {
         tracing::warn!(
@@ -363,6 +382,7 @@ async fn serve_with<S: DeliveryStore>(
         );
     }
     tracing::info!(
+        scheme = config.method.name(),
         secrets = ?config.labels,
         max_body = config.max_body,
         store = store_label,
@@ -416,12 +436,14 @@ fn emit(line: &str) -> io::Result<()> {
 
 /// The JSON line for one delivery.
 fn record(delivery: &VerifiedDelivery, path: &str) -> String {
-    let timestamp = delivery.timestamp().to_offset(UtcOffset::UTC);
-    let timestamp = timestamp
-        .format(&Rfc3339)
-        .map_or_else(|_| Value::from(timestamp.unix_timestamp()), Value::from);
+    let timestamp = delivery.timestamp().map(|at| {
+        let at = at.to_offset(UtcOffset::UTC);
+        at.format(&Rfc3339)
+            .map_or_else(|_| Value::from(at.unix_timestamp()), Value::from)
+    });
     json!({
-        "delivery_id": delivery.delivery_id(),
+        "delivery_id": delivery.verified().delivery_id(),
+        "method": delivery.verified().method().name(),
         "timestamp": timestamp,
         "bytes": delivery.body().len(),
         "secret": delivery.secret_label(),
@@ -444,7 +466,7 @@ fn event_type(body: &[u8]) -> Option<String> {
 
 /// What is printed once on stderr when the secret was generated: the secret and a round trip
 /// to paste into another shell.
-fn round_trip_help(secret: &str, local: SocketAddr, path: Option<&str>) -> String {
+fn round_trip_help(secret: &str, method: Method, local: SocketAddr, path: Option<&str>) -> String {
     let program = std::env::current_exe()
         .map(|path| shell_quote(&path.to_string_lossy()))
         .unwrap_or_else(|_| "hookverify".into());
@@ -465,7 +487,7 @@ fn round_trip_help(secret: &str, local: SocketAddr, path: Option<&str>) -> Strin
          Give it to the sender (pass it back with --secret or {env} to keep it across \
          restarts), or try a signed round trip from another shell:\n\n\
          \x20   echo '{{\"type\":\"ping\"}}' > body.json\n\
-         \x20   {env}={secret} {program} sign --file body.json \\\n\
+         \x20   {env}={secret} {program} sign --scheme {method} --file body.json \\\n\
          \x20     | curl -sS -H @- --data-binary @body.json {url}\n\n"
     );
     text

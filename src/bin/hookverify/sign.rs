@@ -12,18 +12,23 @@ use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 use clap::Args;
-use hookverify::{DeliveryId, Signer};
+use hookverify::{DeliveryId, Method, Signer};
 use http::HeaderValue;
 
 use crate::Failure;
+use crate::scheme::SchemeArgs;
 use crate::secrets;
 
-/// Print the three signature headers for a body, one `Name: value` line each (for `curl -H @-`).
+/// Print the headers a provider sends for a body, one `Name: value` line each (for `curl -H @-`).
 #[derive(Debug, Args)]
 pub(crate) struct SignArgs {
+    #[command(flatten)]
+    scheme: SchemeArgs,
+
     /// The secret to sign with, as SECRET or LABEL=SECRET (the label is ignored here)
-    /// [env: HOOKVERIFY_SECRET]. Prefer the environment variable: arguments are visible to other
-    /// local users.
+    /// [env: HOOKVERIFY_SECRET]; for standard_webhooks, whsec_… signs v1 and whsk_… (an Ed25519
+    /// seed) signs v1a; none takes no secret. Prefer the environment variable: arguments are
+    /// visible to other local users.
     #[arg(long, value_name = "[LABEL=]SECRET")]
     secret: Option<String>,
 
@@ -44,11 +49,18 @@ pub(crate) struct SignArgs {
 
 pub(crate) fn run(args: SignArgs) -> Result<(), Failure> {
     let usage = |message: String| Failure::usage("sign", message);
+    let method = args.scheme.scheme;
     let flags: Vec<String> = args.secret.into_iter().collect();
-    let secret = secrets::collect(&flags)
-        .map_err(usage)?
-        .pop()
-        .ok_or_else(|| usage(format!("no secret: pass --secret or set {}", secrets::ENV)))?;
+    let secret = match secrets::collect(&flags).map_err(usage)?.pop() {
+        Some(secret) => secret.value,
+        None if method == Method::None => String::new(),
+        None => {
+            return Err(usage(format!(
+                "no secret: pass --secret or set {}",
+                secrets::ENV
+            )));
+        }
+    };
 
     let id = match args.id {
         Some(id) => {
@@ -66,7 +78,11 @@ pub(crate) fn run(args: SignArgs) -> Result<(), Failure> {
     }
 
     let body = read_body(args.file.as_ref())?;
-    let signer = Signer::new(secret.value).map_err(|error| usage(error.to_string()))?;
+    let mut signer =
+        Signer::for_method(method, secret).map_err(|error| usage(error.to_string()))?;
+    if let Some(names) = args.scheme.header_names() {
+        signer = signer.header_names(names);
+    }
     let signed = match &args.timestamp {
         Some(timestamp) => signer.sign_with_timestamp(&id, timestamp, &body),
         None => signer.sign(&id, &body),

@@ -1,0 +1,67 @@
+//! `bearer` and `basic_auth`: the `Authorization` header carries the secret itself, and `none`,
+//! which carries nothing. The delivery id comes in `X-Agent-Delivery-Id`.
+//!
+//! The presented credential is reduced to its SHA-256 digest before any comparison, so the
+//! comparison takes the same time whatever the lengths of the two sides.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http::HeaderName;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::{Alg, HeaderNames};
+use crate::error::Malformed;
+use crate::signature::{MAX_SIGNATURE_HEADER_LEN, Signatures};
+
+pub(super) fn header_names() -> HeaderNames {
+    HeaderNames {
+        signature: http::header::AUTHORIZATION,
+        timestamp: None,
+        delivery_id: Some(HeaderName::from_static("x-agent-delivery-id")),
+    }
+}
+
+/// `Bearer <token>`.
+pub(super) fn parse_bearer(value: &[u8]) -> Result<Signatures, Malformed> {
+    let token = credential(value, "Bearer")?;
+    digest(token)
+}
+
+/// `Basic <base64 of user:password>`.
+pub(super) fn parse_basic(value: &[u8]) -> Result<Signatures, Malformed> {
+    let encoded = credential(value, "Basic")?;
+    let mut decoded = Zeroizing::new([0u8; MAX_SIGNATURE_HEADER_LEN]);
+    let len = STANDARD
+        .decode_slice(encoded, &mut decoded[..])
+        .map_err(|_| Malformed::NotBase64)?;
+    let pair = &decoded[..len];
+    if !pair.contains(&b':') {
+        return Err(Malformed::NotUserPassword);
+    }
+    digest(pair)
+}
+
+/// The credential after the scheme's name (compared without regard to case, as HTTP asks) and
+/// the spaces that follow it.
+fn credential<'a>(value: &'a [u8], scheme: &'static str) -> Result<&'a [u8], Malformed> {
+    let wrong = Malformed::WrongAuthScheme { expected: scheme };
+    let (name, rest) = value.split_at_checked(scheme.len()).ok_or(wrong)?;
+    if !name.eq_ignore_ascii_case(scheme.as_bytes()) || rest.first() != Some(&b' ') {
+        return Err(wrong);
+    }
+    let credential = rest.trim_ascii();
+    if credential.is_empty() {
+        return Err(Malformed::Empty);
+    }
+    Ok(credential)
+}
+
+fn digest(credential: &[u8]) -> Result<Signatures, Malformed> {
+    let mut signatures = Signatures::default();
+    signatures.push(Alg::TokenDigest, |out| {
+        out[..32].copy_from_slice(&Sha256::digest(credential));
+        Ok(32)
+    })?;
+    Ok(signatures)
+}
