@@ -111,7 +111,7 @@ pub(crate) enum Alg {
 }
 
 /// What a credential header carried: the signatures, and for Stripe the timestamp inside it.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Credentials<'a> {
     pub(crate) signatures: Signatures,
     pub(crate) timestamp: Option<&'a [u8]>,

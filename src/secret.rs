@@ -176,41 +176,84 @@ impl KeyedSecret {
         }
     }
 
-    /// The checks this secret runs over a body, each already fed the signed bytes before the
-    /// body: one MAC, or one Ed25519 verification per carried `v1a` signature.
+    /// Checks the whole signed message, its body in memory: the carried signature that
+    /// matched, if one did.
+    pub(crate) fn check_message(
+        &self,
+        prefix: [&[u8]; 4],
+        body: &[u8],
+        carried: &Signatures,
+    ) -> Option<Tag> {
+        if let Key::Ed25519(public_key) = &self.key {
+            // Signatures are public: stopping at the first valid one leaks nothing.
+            return carried
+                .of(Alg::Ed25519)
+                .find(|signature| {
+                    ed25519_state(public_key, signature, prefix).is_some_and(|mut state| {
+                        state.update(body);
+                        state.finalize_and_verify().is_ok()
+                    })
+                })
+                .and_then(Tag::from_slice);
+        }
+        let mut check = self.mac_check(prefix)?;
+        check.update(body);
+        check.verdict(carried)
+    }
+
+    /// The checks this secret runs over a streamed body, each already fed the signed bytes
+    /// before the body: one MAC, or one Ed25519 verification per carried `v1a` signature.
     pub(crate) fn body_checks<'a>(
         &'a self,
         prefix: [&'a [u8]; 4],
         carried: &'a Signatures,
     ) -> impl Iterator<Item = BodyCheck> + 'a {
-        let mac = match &self.key {
-            Key::HmacSha256(keyed) => Some(BodyCheck::HmacSha256(keyed.clone())),
-            Key::HmacSha1(keyed) => Some(BodyCheck::HmacSha1(keyed.clone())),
-            _ => None,
-        };
         let public_key = match &self.key {
             Key::Ed25519(public_key) => Some(public_key),
             _ => None,
         };
         let signatures = public_key.into_iter().flat_map(move |public_key| {
-            carried.of(Alg::Ed25519).filter_map(move |tag| {
-                let bytes: [u8; 64] = tag.as_bytes().try_into().ok()?;
-                let verifier = public_key
-                    .verify_stream(&ed25519_dalek::Signature::from_bytes(&bytes))
-                    .ok()?;
+            carried.of(Alg::Ed25519).filter_map(move |signature| {
                 Some(BodyCheck::Ed25519 {
-                    verifier,
-                    signature: *tag,
+                    // Boxed: the state is large, and a streamed body is read into allocated
+                    // buffers anyway.
+                    verifier: Box::new(ed25519_state(public_key, signature, prefix)?),
+                    signature: Tag::from_slice(signature)?,
                 })
             })
         });
-        mac.into_iter().chain(signatures).map(move |mut check| {
-            for piece in prefix {
-                check.update(piece);
-            }
-            check
-        })
+        self.mac_check(prefix).into_iter().chain(signatures)
     }
+
+    /// A copy of the keyed MAC, fed `prefix`; `None` for keys that are not MACs.
+    fn mac_check(&self, prefix: [&[u8]; 4]) -> Option<BodyCheck> {
+        let mut check = match &self.key {
+            Key::HmacSha256(keyed) => BodyCheck::HmacSha256(keyed.clone()),
+            Key::HmacSha1(keyed) => BodyCheck::HmacSha1(keyed.clone()),
+            Key::Ed25519(_) | Key::TokenDigest(_) | Key::Unsigned => return None,
+        };
+        for piece in prefix {
+            check.update(piece);
+        }
+        Some(check)
+    }
+}
+
+/// An Ed25519 verification of `signature` by `public_key`, fed `prefix`; `None` if the
+/// signature is not even well formed.
+fn ed25519_state(
+    public_key: &VerifyingKey,
+    signature: &[u8],
+    prefix: [&[u8]; 4],
+) -> Option<StreamVerifier> {
+    let bytes: [u8; 64] = signature.try_into().ok()?;
+    let mut state = public_key
+        .verify_stream(&ed25519_dalek::Signature::from_bytes(&bytes))
+        .ok()?;
+    for piece in prefix {
+        state.update(piece);
+    }
+    Some(state)
 }
 
 impl fmt::Debug for KeyedSecret {
@@ -223,15 +266,11 @@ impl fmt::Debug for KeyedSecret {
 }
 
 /// One check of a delivery's signed bytes, fed as they arrive.
-#[allow(
-    clippy::large_enum_variant,
-    reason = "boxing the Ed25519 state would allocate on verify"
-)]
 pub(crate) enum BodyCheck {
     HmacSha256(HmacSha256),
     HmacSha1(HmacSha1),
     Ed25519 {
-        verifier: StreamVerifier,
+        verifier: Box<StreamVerifier>,
         signature: Tag,
     },
 }

@@ -24,7 +24,7 @@ const MAX_TAG_LEN: usize = 64;
 #[derive(Clone, Copy)]
 pub struct Tag {
     bytes: [u8; MAX_TAG_LEN],
-    len: usize,
+    len: u8,
 }
 
 impl Tag {
@@ -32,7 +32,7 @@ impl Tag {
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
         let mut tag = Self {
             bytes: [0; MAX_TAG_LEN],
-            len: bytes.len(),
+            len: u8::try_from(bytes.len()).ok()?,
         };
         tag.bytes.get_mut(..bytes.len())?.copy_from_slice(bytes);
         Some(tag)
@@ -40,7 +40,7 @@ impl Tag {
 
     /// The raw bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
+        &self.bytes[..usize::from(self.len)]
     }
 
     /// Whether the two tags are equal, in a time that does not depend on their bytes (tags of
@@ -57,21 +57,21 @@ impl fmt::Debug for Tag {
 }
 
 /// The signatures one header carried, each with its algorithm; at most [`MAX_SIGNATURES`],
-/// held inline.
+/// held inline (in plain arrays, which start zeroed in one stroke).
 #[derive(Clone, Copy)]
 pub(crate) struct Signatures {
-    entries: [(Alg, Tag); MAX_SIGNATURES],
+    algs: [Alg; MAX_SIGNATURES],
+    lens: [u8; MAX_SIGNATURES],
+    bytes: [[u8; MAX_TAG_LEN]; MAX_SIGNATURES],
     len: usize,
 }
 
 impl Default for Signatures {
     fn default() -> Self {
-        let empty = Tag {
-            bytes: [0; MAX_TAG_LEN],
-            len: 0,
-        };
         Self {
-            entries: [(Alg::HmacSha256, empty); MAX_SIGNATURES],
+            algs: [Alg::HmacSha256; MAX_SIGNATURES],
+            lens: [0; MAX_SIGNATURES],
+            bytes: [[0; MAX_TAG_LEN]; MAX_SIGNATURES],
             len: 0,
         }
     }
@@ -85,12 +85,14 @@ impl Signatures {
         alg: Alg,
         decode: impl FnOnce(&mut [u8; MAX_TAG_LEN]) -> Result<usize, Malformed>,
     ) -> Result<(), Malformed> {
-        let (slot_alg, tag) = self
-            .entries
-            .get_mut(self.len)
+        let index = self.len;
+        let buffer = self
+            .bytes
+            .get_mut(index)
             .ok_or(Malformed::TooManySignatures)?;
-        tag.len = decode(&mut tag.bytes)?.min(MAX_TAG_LEN);
-        *slot_alg = alg;
+        // At most 64: the buffer's length.
+        self.lens[index] = decode(buffer)?.min(MAX_TAG_LEN) as u8;
+        self.algs[index] = alg;
         self.len += 1;
         Ok(())
     }
@@ -147,11 +149,10 @@ impl Signatures {
     }
 
     /// The carried signatures of one algorithm.
-    pub(crate) fn of(&self, alg: Alg) -> impl Iterator<Item = &Tag> {
-        self.entries[..self.len]
-            .iter()
-            .filter(move |(carried, _)| *carried == alg)
-            .map(|(_, tag)| tag)
+    pub(crate) fn of(&self, alg: Alg) -> impl Iterator<Item = &[u8]> {
+        (0..self.len)
+            .filter(move |&index| self.algs[index] == alg)
+            .map(|index| &self.bytes[index][..usize::from(self.lens[index])])
     }
 
     /// Whether `computed` equals one of the carried tags of its algorithm. Every one of them is
@@ -160,7 +161,7 @@ impl Signatures {
         let mut found = false;
         for carried in self.of(alg) {
             // `|`, not `||`: no comparison is skipped.
-            found |= carried.ct_eq(computed);
+            found |= bool::from(carried.ct_eq(computed.as_bytes()));
         }
         found
     }

@@ -9,7 +9,7 @@ use time::{Duration, OffsetDateTime};
 use crate::clock::{Clock, SystemClock};
 use crate::delivery::DeliveryId;
 use crate::error::{ConfigError, Malformed, VerifyError};
-use crate::method::{HeaderNames, Method};
+use crate::method::{Credentials, HeaderNames, Method};
 use crate::secret::{BodyCheck, KeyedSecret, Secret};
 use crate::signature::{Signatures, Tag};
 use crate::timestamp::{self, Timestamp};
@@ -132,11 +132,16 @@ impl Verifier {
         body: &[u8],
     ) -> Result<Verified, VerifyError> {
         let precheck = self.check(values)?;
-        let checks = self.body_checks(&precheck).map(|(secret, mut check)| {
-            check.update(body);
-            (secret, check)
-        });
-        self.first_match(&precheck, checks)
+        if let Some(secret) = precheck.matched {
+            return Ok(self.verified(&precheck, secret, None));
+        }
+        let prefix = self.signed_prefix(&precheck);
+        for (index, secret) in self.inner.secrets.iter().enumerate() {
+            if let Some(tag) = secret.check_message(prefix, body, &precheck.signatures) {
+                return Ok(self.verified(&precheck, index, Some(tag)));
+            }
+        }
+        Err(VerifyError::SignatureMismatch)
     }
 
     /// The checks that need no body: headers present, single and well formed, timestamp inside
@@ -154,12 +159,7 @@ impl Verifier {
         &'a self,
         precheck: &'a Precheck,
     ) -> impl Iterator<Item = (usize, BodyCheck)> + 'a {
-        let id = precheck
-            .delivery_id
-            .as_ref()
-            .map_or(&[][..], DeliveryId::as_bytes);
-        let timestamp = precheck.timestamp.as_ref().map_or(&[][..], Timestamp::raw);
-        let prefix = self.inner.method.signed_prefix(id, timestamp);
+        let prefix = self.signed_prefix(precheck);
         self.inner
             .secrets
             .iter()
@@ -171,9 +171,18 @@ impl Verifier {
             })
     }
 
-    /// The step both ways in share: takes the checks of the whole message (computed lazily:
-    /// the rest are not needed once one matches), and verifies the delivery with the first
-    /// secret a carried signature matches.
+    /// What the method signs before the body, from the request's own id and timestamp.
+    fn signed_prefix<'a>(&self, precheck: &'a Precheck) -> [&'a [u8]; 4] {
+        let id = precheck
+            .delivery_id
+            .as_ref()
+            .map_or(&[][..], DeliveryId::as_bytes);
+        let timestamp = precheck.timestamp.as_ref().map_or(&[][..], Timestamp::raw);
+        self.inner.method.signed_prefix(id, timestamp)
+    }
+
+    /// The end of a streamed body: the delivery verified with the first secret one of the
+    /// checks (each fed the whole body) matches.
     pub(crate) fn first_match(
         &self,
         precheck: &Precheck,
@@ -190,6 +199,7 @@ impl Verifier {
         Err(VerifyError::SignatureMismatch)
     }
 
+    #[inline]
     fn verified(&self, precheck: &Precheck, secret: usize, tag: Option<Tag>) -> Verified {
         let label = self
             .inner
@@ -257,6 +267,7 @@ impl Verifier {
 
     /// Presence, form, window and (for the methods that sign no body) the credential, in that
     /// order.
+    #[inline]
     fn check(&self, values: HeaderValues<'_>) -> Result<Precheck, VerifyError> {
         let method = self.inner.method;
         let names = &self.inner.names;
@@ -274,16 +285,16 @@ impl Verifier {
             _ => None,
         };
 
-        let credentials = signature
-            .map(|value| method.parse_credentials(value))
-            .transpose()
-            .map_err(|reason| VerifyError::MalformedSignature {
-                header: names.signature.clone(),
-                reason,
-            })?;
-        let (signatures, signed_timestamp) = credentials
-            .map(|credentials| (credentials.signatures, credentials.timestamp))
-            .unwrap_or_default();
+        let credentials = match signature {
+            Some(value) => method.parse_credentials(value).map_err(|reason| {
+                VerifyError::MalformedSignature {
+                    header: names.signature.clone(),
+                    reason,
+                }
+            })?,
+            None => Credentials::default(),
+        };
+        let (signatures, signed_timestamp) = (credentials.signatures, credentials.timestamp);
         // Stripe's timestamp is inside the signature header.
         let timestamp = timestamp.or(signed_timestamp.map(|value| (&names.signature, value)));
         let timestamp = timestamp
