@@ -44,7 +44,7 @@ mod layer;
 mod rejection;
 mod service;
 
-pub use extract::{MissingLayer, VerifiedDelivery, VerifiedPayload};
-pub use layer::{DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY, VerifyLayer};
+pub use extract::{ClientAddr, MissingLayer, VerifiedDelivery, VerifiedPayload};
+pub use layer::{DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY, SubscriptionKey, VerifyLayer};
 pub use rejection::Rejection;
 pub use service::{Verify, VerifyFuture};

@@ -40,12 +40,17 @@ pub enum ErrorKind {
     StoreUnavailable,
     /// `claim_lost` (500): the claim was taken over before it was completed.
     ClaimLost,
+    /// `unknown_subscription` (404): no subscription answers to the request's key.
+    UnknownSubscription,
+    /// `source_unavailable` (503): the subscription source could not answer.
+    SourceUnavailable,
 }
 
 impl ErrorKind {
     /// The stable name: `missing_header`, `malformed_signature`, `signature_mismatch`,
     /// `malformed_timestamp`, `timestamp_out_of_tolerance`, `malformed_delivery_id`,
-    /// `body_too_large`, `body_unreadable`, `body_timeout`, `store_unavailable`, `claim_lost`.
+    /// `body_too_large`, `body_unreadable`, `body_timeout`, `store_unavailable`, `claim_lost`,
+    /// `unknown_subscription`, `source_unavailable`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::MissingHeader => "missing_header",
@@ -59,6 +64,8 @@ impl ErrorKind {
             Self::BodyTimeout => "body_timeout",
             Self::StoreUnavailable => "store_unavailable",
             Self::ClaimLost => "claim_lost",
+            Self::UnknownSubscription => "unknown_subscription",
+            Self::SourceUnavailable => "source_unavailable",
         }
     }
 
@@ -75,8 +82,9 @@ impl ErrorKind {
             Self::SignatureMismatch | Self::TimestampOutOfTolerance => StatusCode::UNAUTHORIZED,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable | Self::SourceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::ClaimLost => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::UnknownSubscription => StatusCode::NOT_FOUND,
         }
     }
 }
@@ -294,6 +302,10 @@ pub enum ReceiveError {
     /// The claim was lost before it could be completed: its lease ran out and another attempt
     /// took the delivery over, so it may have been handled twice.
     ClaimLost,
+    /// No subscription answers to the request's key.
+    UnknownSubscription,
+    /// The subscription source could not answer: nothing is accepted unverified.
+    SourceUnavailable(crate::SourceError),
 }
 
 impl ReceiveError {
@@ -306,6 +318,8 @@ impl ReceiveError {
             Self::BodyTimeout { .. } => ErrorKind::BodyTimeout,
             Self::StoreUnavailable(_) => ErrorKind::StoreUnavailable,
             Self::ClaimLost => ErrorKind::ClaimLost,
+            Self::UnknownSubscription => ErrorKind::UnknownSubscription,
+            Self::SourceUnavailable(_) => ErrorKind::SourceUnavailable,
         }
     }
 }
@@ -325,6 +339,10 @@ impl fmt::Display for ReceiveError {
             Self::ClaimLost => f.write_str(
                 "the claim was lost before completion: the delivery may have been handled twice",
             ),
+            Self::UnknownSubscription => f.write_str("no subscription answers to this request"),
+            Self::SourceUnavailable(error) => {
+                write!(f, "the subscription source did not answer: {error}")
+            }
         }
     }
 }
@@ -333,6 +351,7 @@ impl std::error::Error for ReceiveError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::StoreUnavailable(error) => Some(error),
+            Self::SourceUnavailable(error) => Some(error),
             _ => None,
         }
     }
@@ -471,6 +490,8 @@ mod tests {
             (ErrorKind::BodyTimeout, "body_timeout", 408),
             (ErrorKind::StoreUnavailable, "store_unavailable", 503),
             (ErrorKind::ClaimLost, "claim_lost", 500),
+            (ErrorKind::UnknownSubscription, "unknown_subscription", 404),
+            (ErrorKind::SourceUnavailable, "source_unavailable", 503),
         ];
         for (kind, name, status) in all {
             assert_eq!(kind.as_str(), name);

@@ -8,12 +8,14 @@ mod delivery;
 mod error;
 mod heartbeat;
 mod method;
+mod metrics;
 mod receiver;
 mod secret;
 mod sign;
 mod signature;
 pub mod store;
 mod stream;
+mod subscription;
 mod timestamp;
 mod verified;
 mod verifier;
@@ -33,6 +35,10 @@ pub use sign::{SignedHeaders, Signer};
 pub use signature::{MAX_SIGNATURE_HEADER_LEN, MAX_SIGNATURES, Tag};
 pub use store::{DeliveryStore, MemoryStore, StoreError};
 pub use stream::BodyVerifier;
+pub use subscription::{
+    DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, SourceError, SourceFuture, SubscriptionSource,
+    Subscriptions,
+};
 pub use timestamp::MAX_TIMESTAMP_LEN;
 pub use verified::Verified;
 pub use verifier::{

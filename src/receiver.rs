@@ -257,6 +257,32 @@ impl<S: DeliveryStore> Receiver<S> {
         }
     }
 
+    /// A receiver for one subscription: its own verifier and its own dedupe namespace, on this
+    /// receiver's store, heartbeat, lease and store timeout. The retention grows to twice the
+    /// subscription's tolerance plus the lease when that is longer.
+    pub fn for_subscription(&self, verifier: Verifier, namespace: Namespace) -> Self {
+        let settings = Settings {
+            namespace,
+            lease: self.settings.lease,
+            retention: self
+                .settings
+                .retention
+                .max(default_retention(&verifier, self.settings.lease)),
+            store_timeout: self.settings.store_timeout,
+        };
+        Self {
+            verifier,
+            store: Arc::clone(&self.store),
+            settings: Arc::new(settings),
+            heartbeat: Arc::clone(&self.heartbeat),
+        }
+    }
+
+    /// The dedupe namespace.
+    pub fn namespace(&self) -> &Namespace {
+        &self.settings.namespace
+    }
+
     /// The verifier.
     pub fn verifier(&self) -> &Verifier {
         &self.verifier

@@ -74,6 +74,11 @@ impl Verified {
         &self.secret_label
     }
 
+    /// The label, shared (for metrics labels).
+    pub(crate) fn secret_label_shared(&self) -> &Arc<str> {
+        &self.secret_label
+    }
+
     /// The signature that matched, as carried (an HMAC tag or an Ed25519 signature); `None` for
     /// the methods that sign nothing.
     pub fn tag(&self) -> Option<&Tag> {

@@ -14,6 +14,11 @@ use crate::stream::BodyVerifier;
 use crate::verified::Verified;
 use crate::verifier::Verifier;
 
+/// The client's address, for the layer's rejection logs: insert it into the request's
+/// extensions where the server knows it (`hookverify serve` does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
 /// A delivery that [`VerifyLayer`](super::VerifyLayer) verified and claimed, with its raw body.
 ///
 /// Works with any router state. Without the layer in front of the route it answers 500

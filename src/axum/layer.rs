@@ -5,12 +5,15 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use http::HeaderValue;
+use http::request::Parts;
+use http::{HeaderName, HeaderValue};
 use tower_layer::Layer;
 
 use super::service::Verify;
 use crate::error::{ConfigError, ReceiveError};
 use crate::receiver::Receiver;
+use crate::store::DeliveryStore;
+use crate::subscription::Subscriptions;
 
 /// The default body limit: 1 MiB.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
@@ -23,6 +26,76 @@ const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
 type RejectHook = Arc<dyn Fn(&ReceiveError) + Send + Sync>;
+type Predicate = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
+type KeyFn = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
+
+/// Where the layer finds the receiver of a request.
+pub(crate) enum Receivers<St> {
+    One(Receiver<St>),
+    Many {
+        subscriptions: Arc<Subscriptions<St>>,
+        key: SubscriptionKey,
+    },
+}
+
+impl<St> Clone for Receivers<St> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::One(receiver) => Self::One(receiver.clone()),
+            Self::Many { subscriptions, key } => Self::Many {
+                subscriptions: Arc::clone(subscriptions),
+                key: key.clone(),
+            },
+        }
+    }
+}
+
+/// Which subscription a request is for, read from its head (never its body).
+///
+/// ```
+/// use hookverify::axum::SubscriptionKey;
+///
+/// // `/webhooks/{subscription}`: the path's last segment.
+/// let from_path = SubscriptionKey::last_path_segment();
+/// // Or a header the sender sets, or anything else in the request's head.
+/// let from_header = SubscriptionKey::header(http::HeaderName::from_static("x-subscription"));
+/// let from_host = SubscriptionKey::from_fn(|parts| {
+///     let host = parts.headers.get(http::header::HOST)?.to_str().ok()?;
+///     Some(host.split('.').next()?.to_owned())
+/// });
+/// ```
+#[derive(Clone)]
+pub struct SubscriptionKey(KeyFn);
+
+impl SubscriptionKey {
+    /// The last non-empty segment of the path: `fleet-a` in `/webhooks/fleet-a`.
+    pub fn last_path_segment() -> Self {
+        Self::from_fn(|parts| {
+            let segment = parts.uri.path().rsplit('/').find(|s| !s.is_empty())?;
+            Some(segment.to_owned())
+        })
+    }
+
+    /// The value of a header, when it is visible ASCII.
+    pub fn header(name: HeaderName) -> Self {
+        Self::from_fn(move |parts| Some(parts.headers.get(&name)?.to_str().ok()?.to_owned()))
+    }
+
+    /// Any function of the request's head; `None` answers 404.
+    pub fn from_fn(key: impl Fn(&Parts) -> Option<String> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(key))
+    }
+
+    pub(crate) fn of(&self, parts: &Parts) -> Option<String> {
+        (self.0)(parts)
+    }
+}
+
+impl fmt::Debug for SubscriptionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SubscriptionKey(..)")
+    }
+}
 
 /// Verifies, dedupes and guards the wrapped service. See the [module docs](crate::axum) for
 /// the status codes.
@@ -47,7 +120,9 @@ type RejectHook = Arc<dyn Fn(&ReceiveError) + Send + Sync>;
 /// # Ok::<(), hookverify::ConfigError>(())
 /// ```
 pub struct VerifyLayer<St> {
-    pub(crate) receiver: Receiver<St>,
+    pub(crate) receivers: Receivers<St>,
+    pub(crate) applies_to: Option<Predicate>,
+    pub(crate) endpoint: Option<Arc<str>>,
     pub(crate) max_body: usize,
     pub(crate) handler_timeout: Option<Duration>,
     pub(crate) body_timeout: Duration,
@@ -60,14 +135,95 @@ impl<St> VerifyLayer<St> {
     /// reading the body, no handler timeout (the receiver's heartbeat keeps a long handler's
     /// claim) and `Retry-After: 1` on a delivery in flight.
     pub fn new(receiver: Receiver<St>) -> Self {
+        Self::with(Receivers::One(receiver))
+    }
+
+    /// A layer for many subscriptions: each request's key (read from its head by `key`) picks
+    /// its subscription's verifier and dedupe namespace. An unknown key is answered 404 and a
+    /// source that cannot answer 503, both before the body is read. Each subscription's key is
+    /// its metrics and log `endpoint`.
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::num::NonZeroUsize;
+    /// use axum::{Router, routing::post};
+    /// use hookverify::axum::{SubscriptionKey, VerifiedDelivery, VerifyLayer};
+    /// use hookverify::{MemoryStore, Receiver, Subscriptions, Verifier};
+    ///
+    /// async fn on_event(delivery: VerifiedDelivery) -> &'static str {
+    ///     "ok"
+    /// }
+    ///
+    /// let mut source = HashMap::new();
+    /// source.insert("fleet-a".to_owned(), Verifier::builder().secret("k1", "whsec_a").build()?);
+    /// source.insert("fleet-b".to_owned(), Verifier::builder().secret("k1", "whsec_b").build()?);
+    /// let store = MemoryStore::new(NonZeroUsize::new(100_000).expect("non-zero"));
+    /// // The base receiver lends its store, lease and timeouts; its verifier is not used.
+    /// let base = Receiver::new(source["fleet-a"].clone(), store);
+    /// let layer = VerifyLayer::subscriptions(
+    ///     Subscriptions::new(source, base),
+    ///     SubscriptionKey::last_path_segment(),
+    /// );
+    /// let app: Router = Router::new()
+    ///     .route("/webhooks/{subscription}", post(on_event).route_layer(layer));
+    /// # Ok::<(), hookverify::ConfigError>(())
+    /// ```
+    pub fn subscriptions(subscriptions: Subscriptions<St>, key: SubscriptionKey) -> Self
+    where
+        St: DeliveryStore,
+    {
+        Self::with(Receivers::Many {
+            subscriptions: Arc::new(subscriptions),
+            key,
+        })
+    }
+
+    fn with(receivers: Receivers<St>) -> Self {
         Self {
-            receiver,
+            receivers,
+            applies_to: None,
+            endpoint: None,
             max_body: DEFAULT_MAX_BODY,
             handler_timeout: None,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             retry_after: HeaderValue::from_static("1"),
             on_reject: None,
         }
+    }
+
+    /// Verifies only the requests `predicate` accepts; the others go to the wrapped service
+    /// untouched. With it the layer can wrap a whole router (`Router::layer`), health checks
+    /// and all; without it, put the layer on the webhook routes only (`route_layer`).
+    ///
+    /// ```
+    /// # use std::num::NonZeroUsize;
+    /// # use axum::{Router, routing::{get, post}};
+    /// # use hookverify::axum::{VerifiedDelivery, VerifyLayer};
+    /// # use hookverify::{MemoryStore, Receiver, Verifier};
+    /// # async fn on_event(_: VerifiedDelivery) -> &'static str { "ok" }
+    /// # let verifier = Verifier::builder().secret("current", "whsec_example").build()?;
+    /// # let store = MemoryStore::new(NonZeroUsize::new(1000).expect("non-zero"));
+    /// let layer = VerifyLayer::new(Receiver::new(verifier, store))
+    ///     .only_if(|parts| parts.uri.path().starts_with("/webhooks/"));
+    /// let app: Router = Router::new()
+    ///     .route("/health", get(|| async { "ok" }))
+    ///     .route("/webhooks/agent", post(on_event))
+    ///     .layer(layer);
+    /// # Ok::<(), hookverify::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn only_if(mut self, predicate: impl Fn(&Parts) -> bool + Send + Sync + 'static) -> Self {
+        self.applies_to = Some(Arc::new(predicate));
+        self
+    }
+
+    /// Names this endpoint in metrics (`endpoint` label) and logs, for an application that
+    /// mounts several layers. A layer over [`subscriptions`](Self::subscriptions) uses each
+    /// subscription's key instead.
+    #[must_use]
+    pub fn endpoint(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.endpoint = Some(name.into());
+        self
     }
 
     /// The largest body accepted, in bytes; past it the answer is 413 and the rest is not read.
@@ -110,7 +266,9 @@ impl<St> VerifyLayer<St> {
 impl<St> Clone for VerifyLayer<St> {
     fn clone(&self) -> Self {
         Self {
-            receiver: self.receiver.clone(),
+            receivers: self.receivers.clone(),
+            applies_to: self.applies_to.clone(),
+            endpoint: self.endpoint.clone(),
             max_body: self.max_body,
             handler_timeout: self.handler_timeout,
             body_timeout: self.body_timeout,
@@ -131,7 +289,15 @@ impl<S, St> Layer<S> for VerifyLayer<St> {
 impl<St> fmt::Debug for VerifyLayer<St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifyLayer")
-            .field("receiver", &self.receiver)
+            .field(
+                "receiver",
+                match &self.receivers {
+                    Receivers::One(receiver) => receiver as &dyn fmt::Debug,
+                    Receivers::Many { subscriptions, .. } => subscriptions as &dyn fmt::Debug,
+                },
+            )
+            .field("only_if", &self.applies_to.is_some())
+            .field("endpoint", &self.endpoint)
             .field("max_body", &self.max_body)
             .field("handler_timeout", &self.handler_timeout)
             .field("body_timeout", &self.body_timeout)

@@ -1,11 +1,14 @@
 //! The service: the protocol around one request.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
+use std::time::Instant;
 
 use axum_core::body::Body;
 use axum_core::response::{IntoResponse, Response};
@@ -15,11 +18,15 @@ use http::{Request, StatusCode, header};
 use tower_service::Service;
 
 use super::body::{check_declared_length, read_limited};
-use super::extract::VerifiedDelivery;
-use super::layer::VerifyLayer;
+use tracing::Instrument;
+
+use super::extract::{ClientAddr, VerifiedDelivery};
+use super::layer::{Receivers, VerifyLayer};
 use super::rejection::{Rejection, plain};
+use crate::delivery::DeliveryId;
 use crate::error::{ReceiveError, VerifyError};
-use crate::receiver::{ClaimGuard, Duplicate, Outcome, bounded};
+use crate::metrics;
+use crate::receiver::{ClaimGuard, Duplicate, Outcome, Receiver, bounded};
 use crate::store::DeliveryStore;
 use crate::stream::BodyVerifier;
 use crate::verified::Verified;
@@ -66,6 +73,7 @@ where
     S::Error: Send,
     St: DeliveryStore,
     B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
@@ -73,7 +81,7 @@ where
     type Error = S::Error;
     type Future = VerifyFuture<S::Error>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
@@ -93,27 +101,124 @@ async fn handle<S, St, B, ResBody>(
 where
     S: Service<Request<Body>, Response = http::Response<ResBody>>,
     St: DeliveryStore,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    let (parts, body) = request.into_parts();
+    if let Some(applies) = &config.applies_to
+        && !applies(&parts)
+    {
+        let request = Request::from_parts(parts, Body::new(body));
+        return inner
+            .call(request)
+            .await
+            .map(|response| response.map(Body::new));
+    }
+    let client = parts.extensions.get::<ClientAddr>().map(|addr| addr.0);
+    // The receiver of this request, found from its head alone: an unknown subscription or a
+    // source that cannot answer is refused before the body is read.
+    let (receiver, endpoint) = match &config.receivers {
+        Receivers::One(receiver) => (Cow::Borrowed(receiver), config.endpoint.clone()),
+        Receivers::Many { subscriptions, key } => {
+            let found = match key.of(&parts) {
+                Some(key) => subscriptions
+                    .receiver(&key)
+                    .await
+                    .map(|receiver| (receiver, Arc::<str>::from(key))),
+                None => Err(ReceiveError::UnknownSubscription),
+            };
+            match found {
+                Ok((receiver, key)) => (Cow::Owned(receiver), Some(key)),
+                Err(error) => {
+                    let context = Context::new(&config, None, client, None);
+                    return Ok(reject(&config, &context, &parts, error));
+                }
+            }
+        }
+    };
+    let context = Context::new(&config, Some(&receiver), client, endpoint);
+    let span = tracing::info_span!(
+        target: "hookverify",
+        "delivery",
+        endpoint = context.endpoint.as_deref(),
+        method = receiver.verifier().method().name(),
+        delivery_id = tracing::field::Empty,
+        secret = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    let run = handle_delivery(inner, &config, &receiver, &context, parts, body);
+    run.instrument(span).await
+}
+
+/// What logs and metrics say about a request besides its outcome.
+struct Context {
+    endpoint: Option<Arc<str>>,
+    client: Option<SocketAddr>,
+    /// The delivery id header's name, to name an unverified id in a rejection's log.
+    id_header: Option<http::HeaderName>,
+}
+
+impl Context {
+    fn new<St: DeliveryStore>(
+        config: &VerifyLayer<St>,
+        receiver: Option<&Receiver<St>>,
+        client: Option<SocketAddr>,
+        endpoint: Option<Arc<str>>,
+    ) -> Self {
+        Self {
+            endpoint: endpoint.or_else(|| config.endpoint.clone()),
+            client,
+            id_header: receiver.and_then(|r| r.verifier().header_names().delivery_id.clone()),
+        }
+    }
+}
+
+async fn handle_delivery<S, St, B, ResBody>(
+    mut inner: S,
+    config: &VerifyLayer<St>,
+    receiver: &Receiver<St>,
+    context: &Context,
+    parts: http::request::Parts,
+    body: B,
+) -> Result<Response, S::Error>
+where
+    S: Service<Request<Body>, Response = http::Response<ResBody>>,
+    St: DeliveryStore,
     B: http_body::Body<Data = Bytes>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
+    let span = tracing::Span::current();
+    let endpoint = context.endpoint.as_ref();
     // Each phase keeps its locals in its own scope, so that they share space in this future
     // (it is boxed, and moved once, per request).
-    let (mut parts, body, verified) = match verify(&config, request).await {
+    let started = Instant::now();
+    let (mut parts, body, verified) = match verify(config, receiver, parts, body).await {
         Ok(verified) => verified,
-        Err(error) => return Ok(reject(&config, error)),
+        Err((parts, error)) => return Ok(reject(config, context, &parts, error)),
     };
+    metrics::verify_seconds(started.elapsed(), endpoint);
+    metrics::secret_match(verified.secret_label_shared(), endpoint);
+    span.record("delivery_id", verified.delivery_id());
+    span.record("secret", verified.secret_label());
     // The receiver checks the window again, claims within its store timeout, and releases in
     // the background a claim whose answer was lost.
-    let mut guard = match config.receiver.claim(verified, &body).await {
+    let claimed = Instant::now();
+    let claim = receiver.claim(verified, &body).await;
+    metrics::store_seconds(claimed.elapsed(), endpoint);
+    let mut guard = match claim {
         Ok(Outcome::Fresh(guard)) => guard,
         Ok(Outcome::Duplicate(duplicate)) => {
-            return Ok(duplicate_response(&config, duplicate));
+            span.record("outcome", duplicate.as_str());
+            metrics::delivery(duplicate_outcome(duplicate), endpoint);
+            return Ok(duplicate_response(config, duplicate));
         }
-        Err(error) => return Ok(reject(&config, error)),
+        Err(error) => return Ok(reject(config, context, &parts, error)),
     };
 
-    let verifier = config.receiver.verifier();
+    let verifier = receiver.verifier();
     if let Some(signature) = parts.headers.get_mut(&verifier.header_names().signature) {
         signature.set_sensitive(true);
     }
@@ -138,56 +243,79 @@ where
 
     // The receiver logs what it could not settle: after a success nothing is released (a
     // failed completion is retried in the background), after a failure the claim is released.
-    match outcome {
+    let (result, accepted) = match outcome {
         Some(Ok(Ok(response))) => {
-            if response.status().is_success() {
+            let success = response.status().is_success();
+            if success {
                 let _ = guard.complete_in_place().await;
             } else {
                 let _ = guard.release_in_place().await;
             }
-            Ok(response.map(Body::new))
+            (Ok(response.map(Body::new)), success)
         }
         Some(Ok(Err(error))) => {
             let _ = guard.release_in_place().await;
-            Err(error)
+            (Err(error), false)
         }
         Some(Err(_panic)) => {
             log_handler_failure(&guard, "handler panicked; claim released");
             let _ = guard.release_in_place().await;
-            Ok(plain(StatusCode::INTERNAL_SERVER_ERROR, "handler_panicked"))
+            let response = plain(StatusCode::INTERNAL_SERVER_ERROR, "handler_panicked");
+            (Ok(response), false)
         }
         None => {
             log_handler_failure(&guard, "handler timed out; claim released");
             let _ = guard.release_in_place().await;
-            Ok(plain(StatusCode::SERVICE_UNAVAILABLE, "handler_timeout"))
+            let response = plain(StatusCode::SERVICE_UNAVAILABLE, "handler_timeout");
+            (Ok(response), false)
         }
+    };
+    let outcome = if accepted {
+        "accepted"
+    } else {
+        "handler_failed"
+    };
+    span.record("outcome", outcome);
+    metrics::delivery(outcome, endpoint);
+    result
+}
+
+fn duplicate_outcome(duplicate: Duplicate) -> &'static str {
+    match duplicate {
+        Duplicate::Completed => "duplicate",
+        Duplicate::Replay => "replay",
+        Duplicate::InFlight => "in_flight",
     }
 }
 
 /// Verifies the request: its headers alone first (nothing is read for a malformed, stale or
 /// oversized request, or one without the delivery id that dedupe needs), then its body, hashed
 /// as it arrives so that the verdict is ready with the last byte. The body must arrive within
-/// the body timeout.
+/// the body timeout. A refusal gives the head back, for the log.
 async fn verify<St, B>(
     config: &VerifyLayer<St>,
-    request: Request<B>,
-) -> Result<(http::request::Parts, Bytes, Verified), ReceiveError>
+    receiver: &Receiver<St>,
+    parts: http::request::Parts,
+    body: B,
+) -> Result<(http::request::Parts, Bytes, Verified), (http::request::Parts, ReceiveError)>
 where
     St: DeliveryStore,
     B: http_body::Body<Data = Bytes>,
 {
-    let (parts, body) = request.into_parts();
-    let verifier = config.receiver.verifier();
-    let precheck = verifier.precheck(&parts.headers)?;
+    let verifier = receiver.verifier();
+    let precheck = match verifier.precheck(&parts.headers) {
+        Ok(precheck) => precheck,
+        Err(error) => return Err((parts, error.into())),
+    };
     // Dedupe needs the id: refuse before the body rather than after it.
     if verifier.method().dedupes_on_id() && precheck.delivery_id().is_none() {
         let names = verifier.header_names();
-        return Err(VerifyError::MissingHeader {
-            header: names.delivery_id.clone().unwrap_or(names.signature.clone()),
-        }
-        .into());
+        let header = names.delivery_id.clone().unwrap_or(names.signature.clone());
+        return Err((parts, VerifyError::MissingHeader { header }.into()));
     }
-    check_declared_length(&parts.headers, config.max_body)?;
+    if let Err(error) = check_declared_length(&parts.headers, config.max_body) {
+        return Err((parts, error));
+    }
     let mut stream = BodyVerifier::new(verifier, precheck);
     let read = {
         let read = std::pin::pin!(read_limited(body, config.max_body, |chunk| {
@@ -195,11 +323,13 @@ where
         }));
         bounded(config.body_timeout, read).await
     };
-    let body = read.unwrap_or(Err(ReceiveError::BodyTimeout {
+    let read = read.unwrap_or(Err(ReceiveError::BodyTimeout {
         limit: config.body_timeout,
-    }))?;
-    let verified = stream.finish()?;
-    Ok((parts, body, verified))
+    }));
+    match read.and_then(|body| Ok((body, stream.finish()?))) {
+        Ok((body, verified)) => Ok((parts, body, verified)),
+        Err(error) => Err((parts, error)),
+    }
 }
 
 fn log_handler_failure<St: DeliveryStore>(guard: &ClaimGuard<St>, message: &'static str) {
@@ -207,13 +337,30 @@ fn log_handler_failure<St: DeliveryStore>(guard: &ClaimGuard<St>, message: &'sta
     tracing::error!(target: "hookverify", delivery_id = id, "{message}");
 }
 
-fn reject<St>(config: &VerifyLayer<St>, error: ReceiveError) -> Response {
+fn reject<St>(
+    config: &VerifyLayer<St>,
+    context: &Context,
+    parts: &http::request::Parts,
+    error: ReceiveError,
+) -> Response {
+    // The id as sent, unverified: only when it is a well-formed id, so the log stays clean.
+    let delivery_id = context
+        .id_header
+        .as_ref()
+        .and_then(|name| parts.headers.get(name))
+        .and_then(|value| DeliveryId::parse(value.as_bytes()).ok());
+    let kind = error.kind().as_str();
     tracing::warn!(
         target: "hookverify",
-        kind = error.kind().as_str(),
+        kind,
+        client = context.client.map(tracing::field::display),
+        endpoint = context.endpoint.as_deref(),
+        delivery_id = delivery_id.as_ref().map(DeliveryId::as_str),
+        path = parts.uri.path(),
         error = %error,
         "webhook rejected"
     );
+    metrics::rejection(kind, context.endpoint.as_ref());
     if let Some(hook) = &config.on_reject {
         hook(&error);
     }

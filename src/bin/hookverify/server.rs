@@ -30,6 +30,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -39,6 +40,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
+use hookverify::axum::ClientAddr;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -96,9 +98,9 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     accept_failed(error).await;
                     continue;
@@ -116,6 +118,7 @@ pub(crate) async fn serve(
         });
         let service = TowerToHyperService::new(Bounded {
             router: router.clone(),
+            peer,
             conn,
             limits: Arc::clone(&limits),
             large: Arc::clone(&large),
@@ -311,6 +314,8 @@ impl AsyncWrite for Guarded {
 #[derive(Clone)]
 struct Bounded {
     router: Router,
+    /// The client, for the layer's rejection logs.
+    peer: SocketAddr,
     conn: Arc<ConnState>,
     limits: Arc<Limits>,
     large: Arc<Semaphore>,
@@ -325,8 +330,9 @@ impl Service<Request<Incoming>> for Bounded {
         Service::<Request<Body>>::poll_ready(&mut self.router, cx)
     }
 
-    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Incoming>) -> Self::Future {
         self.conn.request_started();
+        request.extensions_mut().insert(ClientAddr(self.peer));
         let slot = if is_large(request.headers(), self.limits.max_body) {
             match Arc::clone(&self.large).try_acquire_owned() {
                 Ok(slot) => Some(slot),
