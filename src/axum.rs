@@ -9,6 +9,10 @@
 //! - [`VerifiedPayload`]: verification without the layer (no dedupe), for apps that only need to
 //!   know a request is genuine and fresh; it reaches the [`Verifier`](crate::Verifier) through
 //!   the router's state.
+//! - [`VerifiedEvent`](struct.VerifiedEvent.html) (feature `events`): the verified delivery
+//!   read as a typed event, whatever the request's content type, with an event filter and an
+//!   `api_version` policy; its refusals (and the 200 that acknowledges an event not handled)
+//!   are an [`EventRejection`](enum.EventRejection.html).
 //! - [`Rejection`]: what the layer and [`VerifiedPayload`] answer when a request is refused.
 //!
 //! # Status codes
@@ -39,11 +43,15 @@
 //! live handler never loses its claim to the retry.
 
 mod body;
+#[cfg(feature = "events")]
+mod event;
 mod extract;
 mod layer;
 mod rejection;
 mod service;
 
+#[cfg(feature = "events")]
+pub use event::{EventRejection, VerifiedEvent};
 pub use extract::{ClientAddr, MissingLayer, VerifiedDelivery, VerifiedPayload};
 pub use layer::{DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY, SubscriptionKey, VerifyLayer};
 pub use rejection::Rejection;

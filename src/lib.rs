@@ -6,6 +6,8 @@ pub mod axum;
 mod clock;
 mod delivery;
 mod error;
+#[cfg(feature = "events")]
+pub mod events;
 mod heartbeat;
 mod method;
 mod metrics;
