@@ -1,22 +1,33 @@
-//! `hookverify`: receive signed webhook deliveries on loopback (`serve`), or sign a body the way
-//! the provider does (`sign`), to try a receiver end to end without openssl.
+//! `hookverify`: receive signed webhook deliveries on loopback (`serve`), sign a body the way
+//! the provider does (`sign`), to try a receiver end to end without openssl, or send deliveries
+//! as the provider does, retries included, or a conformance run against any receiver (`send`).
 //!
 //! ```text
 //! hookverify serve                         # generates a secret and prints a round trip to paste
 //! HOOKVERIFY_SECRET=whsec_… hookverify serve --addr 127.0.0.1:8787
 //! hookverify sign --file body.json | curl -sS -H @- --data-binary @body.json http://127.0.0.1:8787/
+//! HOOKVERIFY_SECRET=whsec_… hookverify send --event thread.completed http://127.0.0.1:8787/
+//! HOOKVERIFY_SECRET=whsec_… hookverify send --chaos http://127.0.0.1:8787/
 //! ```
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[path = "hookverify/chaos.rs"]
+mod chaos;
+#[path = "hookverify/load.rs"]
+mod load;
 #[path = "hookverify/options.rs"]
 mod options;
+#[path = "hookverify/samples.rs"]
+mod samples;
 #[path = "hookverify/scheme.rs"]
 mod scheme;
 #[path = "hookverify/secrets.rs"]
 mod secrets;
+#[path = "hookverify/send.rs"]
+mod send;
 #[path = "hookverify/serve.rs"]
 mod serve;
 #[path = "hookverify/server.rs"]
@@ -37,6 +48,7 @@ struct Cli {
 enum Command {
     Serve(serve::ServeArgs),
     Sign(sign::SignArgs),
+    Send(send::SendArgs),
 }
 
 /// Why a command failed, and so which exit status it gets.
@@ -69,6 +81,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Sign(args) => sign::run(args),
+        Command::Send(args) => send::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
