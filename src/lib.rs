@@ -10,6 +10,7 @@ mod error;
 pub mod events;
 mod heartbeat;
 mod method;
+#[cfg(feature = "axum")]
 mod metrics;
 mod receiver;
 mod secret;

@@ -1,6 +1,6 @@
 //! What the layer reports through the [`metrics`](https://docs.rs/metrics) facade (feature
-//! `metrics`), to whatever recorder the application installs (a Prometheus exporter, say).
-//! Without the feature these are no-ops.
+//! `metrics`, with `axum`), to whatever recorder the application installs (a Prometheus
+//! exporter, say). Without the feature these are no-ops.
 //!
 //! | name | kind | labels |
 //! | --- | --- | --- |
@@ -76,5 +76,4 @@ mod enabled {
     pub(crate) fn store_seconds(_: Duration, _: Option<&Arc<str>>) {}
 }
 
-#[cfg_attr(not(feature = "axum"), allow(unused_imports))]
 pub(crate) use enabled::*;

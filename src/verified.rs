@@ -75,6 +75,7 @@ impl Verified {
     }
 
     /// The label, shared (for metrics labels).
+    #[cfg(feature = "axum")]
     pub(crate) fn secret_label_shared(&self) -> &Arc<str> {
         &self.secret_label
     }
