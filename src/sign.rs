@@ -95,13 +95,13 @@ impl Signer {
                     .filter(|text| text.bytes().all(|b| b.is_ascii_graphic()))
                     .map(Zeroizing::new)
                     .ok_or_else(|| encoding(expected))?;
-                if method == Method::BasicAuth && !text.contains(':') {
-                    return Err(encoding(expected));
-                }
                 if text.is_empty() {
                     return Err(ConfigError::EmptySecret {
                         label: label.into(),
                     });
+                }
+                if method == Method::BasicAuth && !text.contains(':') {
+                    return Err(encoding(expected));
                 }
                 SigningKey::Credential(text)
             }
@@ -110,7 +110,8 @@ impl Signer {
                     .decode(&secret[5..])
                     .ok()
                     .map(Zeroizing::new)
-                    .and_then(|bytes| bytes.get(..32)?.try_into().ok())
+                    // Exactly the seed: a longer value is not silently cut to its first 32 bytes.
+                    .and_then(|bytes| <[u8; 32]>::try_from(&bytes[..]).ok())
                     .map(Zeroizing::new)
                     .ok_or_else(|| encoding("whsk_<base64 of a 32-byte Ed25519 seed>"))?;
                 SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&seed))
