@@ -5,7 +5,8 @@
 //! a stale one (methods with a timestamp) is 401; the same delivery again is 200 without a run;
 //! a replay (the same signed bytes under a fresh delivery id) is 200 without a run where the id
 //! is not signed, 401 where it is (Standard Webhooks). Methods that dedupe on the delivery id
-//! refuse a request without one (400) before its body is read.
+//! refuse a request without one (400) before its body is read. A copy of a delivery still being
+//! handled is 429 with `Retry-After`, whatever key the method claims.
 #![cfg(feature = "axum")]
 
 use std::convert::Infallible;
@@ -116,9 +117,8 @@ fn case(method: Method, clock: &Arc<ManualClock>) -> Case {
     }
 }
 
-/// A handler that counts its runs and answers 202 with the delivery id (`-` for none) and the
-/// label of the secret that matched, behind the layer over a memory store on the test clock.
-fn app(case: &Case, clock: &Arc<ManualClock>, runs: &Arc<AtomicUsize>) -> Router {
+/// The layer over a memory store on the test clock, for the case's method and secrets.
+fn layer(case: &Case, clock: &Arc<ManualClock>) -> VerifyLayer<MemoryStore> {
     let mut verifier = Verifier::builder()
         .method(case.method)
         .clock(Arc::clone(clock));
@@ -132,6 +132,12 @@ fn app(case: &Case, clock: &Arc<ManualClock>, runs: &Arc<AtomicUsize>) -> Router
         NonZeroUsize::new(10_000).expect("non-zero"),
         Arc::clone(clock),
     );
+    VerifyLayer::new(Receiver::new(verifier, store))
+}
+
+/// A handler that counts its runs and answers 202 with the delivery id (`-` for none) and the
+/// label of the secret that matched, behind the layer.
+fn app(case: &Case, clock: &Arc<ManualClock>, runs: &Arc<AtomicUsize>) -> Router {
     let runs = Arc::clone(runs);
     Router::new()
         .route(
@@ -142,7 +148,7 @@ fn app(case: &Case, clock: &Arc<ManualClock>, runs: &Arc<AtomicUsize>) -> Router
                 (HANDLED, format!("{id} {}", delivery.secret_label()))
             }),
         )
-        .layer(VerifyLayer::new(Receiver::new(verifier, store)))
+        .layer(layer(case, clock))
 }
 
 async fn serve(app: Router) -> SocketAddr {
@@ -154,8 +160,12 @@ async fn serve(app: Router) -> SocketAddr {
     addr
 }
 
-/// Posts over TCP; the status and the body.
-async fn post_to(addr: SocketAddr, headers: &HeaderMap, body: &[u8]) -> (StatusCode, String) {
+/// Posts over TCP; the status, the `Retry-After` header and the body.
+async fn post_to_full(
+    addr: SocketAddr,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (StatusCode, Option<String>, String) {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut request = Request::post(format!("http://{addr}/hook"))
         .body(Full::new(Bytes::copy_from_slice(body)))
@@ -163,13 +173,28 @@ async fn post_to(addr: SocketAddr, headers: &HeaderMap, body: &[u8]) -> (StatusC
     request.headers_mut().extend(headers.clone());
     let response = client.request(request).await.expect("response");
     let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
     let body = response
         .into_body()
         .collect()
         .await
         .expect("body")
         .to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    (
+        status,
+        retry_after,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+/// Posts over TCP; the status and the body.
+async fn post_to(addr: SocketAddr, headers: &HeaderMap, body: &[u8]) -> (StatusCode, String) {
+    let (status, _, body) = post_to_full(addr, headers, body).await;
+    (status, body)
 }
 
 fn headers(signer: &Signer, id: &str, body: &[u8]) -> HeaderMap {
@@ -544,6 +569,62 @@ async fn the_id_is_required_exactly_where_dedupe_needs_it() {
         } else {
             assert_eq!(reply, handled(method, "-", label), "{method}");
             assert_eq!(runs.load(Ordering::SeqCst), 1, "{method}");
+        }
+    }
+}
+
+/// For every method: a copy of a delivery whose handler is still running is 429 with
+/// `Retry-After` (the first attempt may still fail), whichever key the method claims; so is a
+/// replay under a fresh id where the message key is claimed. Once the handler is done, the copy
+/// is a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_a_delivery_in_flight_is_429_for_every_method() {
+    for method in Method::ALL {
+        let clock = clock();
+        let case = case(method, &clock);
+        let started = Arc::new(tokio::sync::Notify::new());
+        let finish = Arc::new(tokio::sync::Notify::new());
+        let (started_tx, finish_rx) = (Arc::clone(&started), Arc::clone(&finish));
+        let app = Router::new()
+            .route(
+                "/hook",
+                post(move |_: VerifiedDelivery| async move {
+                    started_tx.notify_one();
+                    finish_rx.notified().await;
+                    HANDLED
+                }),
+            )
+            .layer(layer(&case, &clock).retry_after(7));
+        let addr = serve(app).await;
+        let (signer, _) = case.first_signer(&clock);
+        let body = br#"{"type":"slow"}"#;
+        let sent = headers(&signer, "dlv_slow", body);
+
+        let first = tokio::spawn({
+            let sent = sent.clone();
+            async move { post_to_full(addr, &sent, body).await }
+        });
+        started.notified().await;
+        let mut copies = vec![sent.clone()];
+        if method.dedupes_on_message() && id_header(method).is_some() {
+            copies.push(with_id(method, &sent, "dlv_slow_copy"));
+        }
+        for copy in &copies {
+            let (status, retry_after, answer) = post_to_full(addr, copy, body).await;
+            assert_eq!(
+                (status, retry_after.as_deref(), answer.as_str()),
+                (StatusCode::TOO_MANY_REQUESTS, Some("7"), "in_flight"),
+                "{method}: {copy:?}"
+            );
+        }
+        finish.notify_one();
+        assert_eq!(first.await.expect("first").0, HANDLED, "{method}");
+        for copy in &copies {
+            assert_eq!(
+                post_to(addr, copy, body).await,
+                duplicate(),
+                "{method}: {copy:?}"
+            );
         }
     }
 }
