@@ -692,3 +692,98 @@ async fn the_generated_secret_and_its_round_trip_work_for_every_method() {
         );
     }
 }
+
+/// A header flag for a header the method does not have is refused, naming the flag and the
+/// method, by `serve` and `sign` alike. Before, `serve --scheme stripe --timestamp-header NAME`
+/// started, then answered every genuine Stripe delivery 400 (`missing_header`): the verifier
+/// demanded the named header, which Stripe never sends.
+#[test]
+fn a_header_flag_the_method_has_no_header_for_is_refused() {
+    for (method, flag, extra) in [
+        ("stripe", "--timestamp-header", "t= inside Stripe-Signature"),
+        ("github", "--timestamp-header", "no timestamp header"),
+        ("bearer", "--timestamp-header", "no timestamp header"),
+        ("basic_auth", "--timestamp-header", "no timestamp header"),
+        ("none", "--timestamp-header", "no timestamp header"),
+        ("stripe", "--id-header", "no delivery id"),
+        ("slack", "--id-header", "no delivery id"),
+        ("none", "--signature-header", "no credential header"),
+    ] {
+        refused(
+            &[
+                "serve", "--scheme", method, "--secret", "a:b", flag, "x-custom",
+            ],
+            None,
+            &[flag, method, extra],
+        );
+        let secret = if method == "none" { None } else { Some("a:b") };
+        let mut args = vec!["sign", "--scheme", method, flag, "x-custom"];
+        if let Some(secret) = secret {
+            args.extend(["--secret", secret]);
+        }
+        refused(&args, None, &[flag, method, extra]);
+    }
+}
+
+/// Header names the method does have can be renamed on both sides: `sign` emits the names
+/// `serve` reads, and the delivery is handled under them (Slack's timestamp; GitHub's id and
+/// signature).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renamed_headers_work_end_to_end() {
+    for (method, renames, expected) in [
+        (
+            Method::Slack,
+            vec!["--timestamp-header", "x-ts"],
+            vec!["x-slack-signature", "x-ts"],
+        ),
+        (
+            Method::GitHub,
+            vec!["--id-header", "x-request-id", "--signature-header", "x-sig"],
+            vec!["x-request-id", "x-sig"],
+        ),
+    ] {
+        let key = case(method).keys[0].0;
+        let mut args = vec![
+            "--scheme".to_owned(),
+            method.name().to_owned(),
+            "--secret".to_owned(),
+            format!("current={key}"),
+        ];
+        args.extend(renames.iter().map(|arg| (*arg).to_owned()));
+        let server = Server::start(&args);
+
+        let body = br#"{"type":"run.finished"}"#;
+        let mut sign = vec!["sign", "--scheme", method.name(), "--id", "dlv_renamed"];
+        let secret = format!("k={key}");
+        sign.extend(["--secret", &secret]);
+        sign.extend(renames.iter().copied());
+        let (status, out, err) = run(command(&sign), Some(body));
+        assert!(status.success(), "{method}: {err}");
+        let mut headers = HeaderMap::new();
+        for line in out.lines() {
+            let (name, value) = line.split_once(": ").expect("`Name: value`");
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).expect("a header name"),
+                HeaderValue::from_str(value).expect("a header value"),
+            );
+        }
+        let printed: BTreeSet<&str> = headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(printed, BTreeSet::from_iter(expected), "{method}: {out}");
+        assert_eq!(server.post(&headers, body).await, ok(), "{method}");
+        let line = server.next_delivery();
+        assert_eq!(line["method"], method.name(), "{method}: {line}");
+        // The method's default names are no longer read.
+        let defaults = signer(method, key)
+            .sign("dlv_defaults", b"{}")
+            .header_map()
+            .expect("headers");
+        assert_eq!(
+            server.post(&defaults, b"{}").await,
+            (StatusCode::BAD_REQUEST, "missing_header".into()),
+            "{method}"
+        );
+        let (status, rest, _) = server.terminate();
+        assert!(status.success(), "{method}");
+        assert!(rest.is_empty(), "{method}: {rest:?}");
+    }
+}
