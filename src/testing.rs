@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::ManualClock;
+use crate::method::Method;
 use crate::receiver::{Duplicate, Outcome, Receiver};
 use crate::sign::Signer;
 use crate::store::{Claim, ClaimToken, DeliveryKeys, DeliveryStore, MessageDigest, Namespace};
@@ -45,7 +46,7 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = S>,
 {
-    let cases: [Case<S>; 16] = [
+    let cases: [Case<S>; 18] = [
         ("claim_is_exclusive", |s, n| {
             Box::pin(claim_is_exclusive(s, n))
         }),
@@ -85,8 +86,14 @@ where
         ("message_only_deliveries", |s, n| {
             Box::pin(message_only_deliveries(s, n))
         }),
+        ("id_only_deliveries", |s, n| {
+            Box::pin(id_only_deliveries(s, n))
+        }),
         ("replay_under_new_id_and_retry", |s, n| {
             Box::pin(replay_under_new_id_and_retry(s, n))
+        }),
+        ("methods_dedupe_on_their_own_keys", |s, n| {
+            Box::pin(methods_dedupe_on_their_own_keys(s, n))
         }),
         ("released_delivery_is_handled_again", |s, n| {
             Box::pin(released_delivery_is_handled_again(s, n))
@@ -372,13 +379,54 @@ pub async fn keys_are_independent<S: DeliveryStore>(store: Arc<S>, ns: Namespace
     assert_eq!(other(&*store, &b).await, Claim::InFlight);
 }
 
-/// Deliveries without an id dedupe on their message alone.
+/// Deliveries without an id (Stripe, Slack) dedupe on their message alone: in flight while
+/// held, a replay once completed; renewed, released and fenced like any other.
 pub async fn message_only_deliveries<S: DeliveryStore>(store: Arc<S>, ns: Namespace) {
     let delivery = keys(&ns, None, "m_anonymous");
     let token = fresh(&*store, &delivery, LEASE).await;
     assert_eq!(other(&*store, &delivery).await, Claim::InFlight);
+    assert!(!renew(&*store, &delivery, ClaimToken::new(token.get() ^ 1), LEASE).await);
+    assert!(renew(&*store, &delivery, token, LEASE).await);
     assert!(complete(&*store, &delivery, token, RETAIN).await);
     assert_eq!(other(&*store, &delivery).await, Claim::Replay);
+    assert!(!release(&*store, &delivery, token).await);
+    assert_eq!(other(&*store, &delivery).await, Claim::Replay);
+    // A released one is free again.
+    let released = keys(&ns, None, "m_anonymous_released");
+    let token = fresh(&*store, &released, LEASE).await;
+    assert!(release(&*store, &released, token).await);
+    fresh(&*store, &released, LEASE).await;
+}
+
+/// Deliveries identified by their id alone (Standard Webhooks, whose id is signed; bearer,
+/// Basic and `none`, which sign nothing): in flight while held, a duplicate once completed
+/// (`Completed`, never `Replay`: there is no message key); renewed, released and fenced like any
+/// other. The id key is the one a delivery with a message key claims too.
+pub async fn id_only_deliveries<S: DeliveryStore>(store: Arc<S>, ns: Namespace) {
+    let delivery = DeliveryKeys::id_only(&ns, "dlv_id_only");
+    let with_message = keys(&ns, Some("dlv_id_only"), "m_id_only");
+    let token = fresh(&*store, &delivery, LEASE).await;
+    assert_eq!(other(&*store, &delivery).await, Claim::InFlight);
+    assert_eq!(other(&*store, &with_message).await, Claim::InFlight);
+    assert!(!renew(&*store, &delivery, ClaimToken::new(token.get() ^ 1), LEASE).await);
+    assert!(renew(&*store, &delivery, token, LEASE).await);
+    assert!(complete(&*store, &delivery, token, RETAIN).await);
+    assert_eq!(other(&*store, &delivery).await, Claim::Completed);
+    assert_eq!(other(&*store, &with_message).await, Claim::Completed);
+    assert!(!release(&*store, &delivery, token).await);
+    assert_eq!(other(&*store, &delivery).await, Claim::Completed);
+    // The losing claim with a message key took nothing: its message is free.
+    fresh(
+        &*store,
+        &keys(&ns, Some("dlv_other_id"), "m_id_only"),
+        LEASE,
+    )
+    .await;
+    // A released one is free again.
+    let released = DeliveryKeys::id_only(&ns, "dlv_id_released");
+    let token = fresh(&*store, &released, LEASE).await;
+    assert!(release(&*store, &released, token).await);
+    fresh(&*store, &released, LEASE).await;
 }
 
 fn receiver<S: DeliveryStore>(
@@ -386,11 +434,22 @@ fn receiver<S: DeliveryStore>(
     clock: &Arc<ManualClock>,
     ns: Namespace,
 ) -> Receiver<S> {
+    method_receiver(Method::HmacSha256, SECRET, store, clock, ns)
+}
+
+fn method_receiver<S: DeliveryStore>(
+    method: Method,
+    secret: &str,
+    store: Arc<S>,
+    clock: &Arc<ManualClock>,
+    ns: Namespace,
+) -> Receiver<S> {
     let verifier = Verifier::builder()
-        .secret("conformance", SECRET)
+        .method(method)
+        .secret("conformance", secret)
         .clock(Arc::clone(clock))
         .build()
-        .unwrap_or_else(|error| panic!("verifier: {error}"));
+        .unwrap_or_else(|error| panic!("{method} verifier: {error}"));
     Receiver::builder(verifier, store)
         .namespace(ns)
         .build()
@@ -405,8 +464,18 @@ fn clock() -> Arc<ManualClock> {
 }
 
 fn signed(clock: &Arc<ManualClock>, id: &str, body: &[u8]) -> http::HeaderMap {
-    Signer::new(SECRET)
-        .unwrap_or_else(|error| panic!("signer: {error}"))
+    method_signed(Method::HmacSha256, SECRET, clock, id, body)
+}
+
+fn method_signed(
+    method: Method,
+    secret: &str,
+    clock: &Arc<ManualClock>,
+    id: &str,
+    body: &[u8],
+) -> http::HeaderMap {
+    Signer::for_method(method, secret)
+        .unwrap_or_else(|error| panic!("{method} signer: {error}"))
         .clock(Arc::clone(clock))
         .sign(id, body)
         .header_map()
@@ -464,6 +533,71 @@ pub async fn replay_under_new_id_and_retry<S: DeliveryStore>(store: Arc<S>, ns: 
     let unrelated = signed(&clock, "dlv_other", b"{}");
     assert!(matches!(
         receive(&receiver, &unrelated, b"{}").await,
+        Outcome::Fresh(_)
+    ));
+}
+
+/// Through receivers of the methods that claim one key only: a bearer delivery (its id alone)
+/// is a duplicate of a completed id (`Completed`), and the same token and body under a fresh id
+/// is a new delivery (bearer signs nothing); a Stripe delivery (its message alone) is in flight
+/// while held and a replay once completed, and the same event signed again later is a new
+/// message.
+pub async fn methods_dedupe_on_their_own_keys<S: DeliveryStore>(store: Arc<S>, ns: Namespace) {
+    let clock = clock();
+    let body = br#"{"type":"run.finished"}"#;
+
+    let token = "tok_conformance";
+    let bearer = method_receiver(
+        Method::Bearer,
+        token,
+        Arc::clone(&store),
+        &clock,
+        ns.clone(),
+    );
+    let headers = method_signed(Method::Bearer, token, &clock, "dlv_bearer", body);
+    let Outcome::Fresh(guard) = receive(&bearer, &headers, body).await else {
+        panic!("the first bearer delivery must be fresh");
+    };
+    assert!(matches!(
+        receive(&bearer, &headers, body).await,
+        Outcome::Duplicate(Duplicate::InFlight)
+    ));
+    guard
+        .complete()
+        .await
+        .unwrap_or_else(|error| panic!("complete: {error}"));
+    assert!(matches!(
+        receive(&bearer, &headers, body).await,
+        Outcome::Duplicate(Duplicate::Completed)
+    ));
+    let fresh_id = method_signed(Method::Bearer, token, &clock, "dlv_bearer_2", body);
+    assert!(matches!(
+        receive(&bearer, &fresh_id, body).await,
+        Outcome::Fresh(_)
+    ));
+
+    let secret = "whsec_conformance_stripe";
+    let stripe = method_receiver(Method::Stripe, secret, store, &clock, ns);
+    let headers = method_signed(Method::Stripe, secret, &clock, "", body);
+    let Outcome::Fresh(guard) = receive(&stripe, &headers, body).await else {
+        panic!("the first Stripe delivery must be fresh");
+    };
+    assert!(matches!(
+        receive(&stripe, &headers, body).await,
+        Outcome::Duplicate(Duplicate::InFlight)
+    ));
+    guard
+        .complete()
+        .await
+        .unwrap_or_else(|error| panic!("complete: {error}"));
+    assert!(matches!(
+        receive(&stripe, &headers, body).await,
+        Outcome::Duplicate(Duplicate::Replay)
+    ));
+    clock.advance(time::Duration::seconds(5));
+    let resigned = method_signed(Method::Stripe, secret, &clock, "", body);
+    assert!(matches!(
+        receive(&stripe, &resigned, body).await,
         Outcome::Fresh(_)
     ));
 }

@@ -333,8 +333,9 @@ async fn replicas_with_skewed_clocks_still_exclude_each_other() {
 
 /// 3c. What each call sends: exactly one `EVALSHA` (once the server knows the script), whose
 /// `KEYS` are the delivery's keys and whose `ARGV` are the token and a span in milliseconds,
-/// never a time. The first call to a server that does not know its script also sends
-/// `SCRIPT LOAD` and the `EVALSHA` again.
+/// never a time (and for a claim, the keys' kinds: `im`, the id then the message). The first
+/// call to a server that does not know its script also sends `SCRIPT LOAD` and the `EVALSHA`
+/// again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scripts_get_spans_never_times_and_one_round_trip() {
     let Some(server) = own_server() else { return };
@@ -364,7 +365,7 @@ async fn scripts_get_spans_never_times_and_one_round_trip() {
     assert_eq!(first.len(), 3, "{first:?}");
     assert_eq!(first[1][..2], [b"SCRIPT".to_vec(), b"LOAD".to_vec()]);
     assert_eq!(first[0], first[2]);
-    check_evalsha(&first[0], &names, &[&decimal, "30000"]);
+    check_evalsha(&first[0], &names, &[&decimal, "30000", "im"]);
 
     // Once loaded, one command per call.
     assert_eq!(
@@ -373,7 +374,7 @@ async fn scripts_get_spans_never_times_and_one_round_trip() {
     );
     let again = take();
     assert_eq!(again.len(), 1);
-    check_evalsha(&again[0], &names, &[&decimal, "30000"]);
+    check_evalsha(&again[0], &names, &[&decimal, "30000", "im"]);
 
     let calls: [(&str, Vec<&str>); 3] = [
         ("renew", vec![&decimal, "45000"]),

@@ -15,15 +15,17 @@ pub(crate) struct SchemeArgs {
     #[arg(long, default_value = "hmac_sha256", value_name = "NAME", value_parser = parse_method)]
     pub(crate) scheme: Method,
 
-    /// The credential header [default: the method's own, e.g. X-Agent-Signature]
+    /// The credential header [default: the method's own, e.g. X-Agent-Signature; none has none]
     #[arg(long, value_name = "NAME", value_parser = parse_header_name)]
     signature_header: Option<HeaderName>,
 
-    /// The timestamp header [default: the method's own, e.g. X-Agent-Timestamp]
+    /// The timestamp header [default: the method's own, e.g. X-Agent-Timestamp; only for
+    /// methods that send one in its own header: not stripe, github, bearer, basic_auth, none]
     #[arg(long, value_name = "NAME", value_parser = parse_header_name)]
     timestamp_header: Option<HeaderName>,
 
-    /// The delivery id header [default: the method's own, e.g. X-Agent-Delivery-Id]
+    /// The delivery id header [default: the method's own, e.g. X-Agent-Delivery-Id; stripe and
+    /// slack send none]
     #[arg(long, value_name = "NAME", value_parser = parse_header_name)]
     id_header: Option<HeaderName>,
 }
@@ -31,14 +33,39 @@ pub(crate) struct SchemeArgs {
 impl SchemeArgs {
     /// The header names, when any was given: `None` keeps the method's own (and, for Standard
     /// Webhooks, Svix's spelling beside them).
-    pub(crate) fn header_names(&self) -> Option<HeaderNames> {
+    ///
+    /// Refuses a flag for a header the method does not have, rather than ignore it or, worse,
+    /// require it: a `--timestamp-header` for Stripe would make the verifier demand that header
+    /// (and window-check it instead of `t=`), so every genuine delivery would be refused.
+    pub(crate) fn header_names(&self) -> Result<Option<HeaderNames>, String> {
+        let method = self.scheme;
+        let mut names = method.default_header_names();
+        if self.signature_header.is_some() && method == Method::None {
+            return Err(format!(
+                "--signature-header: the method {method} reads no credential header"
+            ));
+        }
+        if self.timestamp_header.is_some() && names.timestamp.is_none() {
+            let why = match method {
+                Method::Stripe => " (its timestamp is the t= inside Stripe-Signature)",
+                _ => "",
+            };
+            return Err(format!(
+                "--timestamp-header: the method {method} has no timestamp header{why}"
+            ));
+        }
+        if self.id_header.is_some() && names.delivery_id.is_none() {
+            return Err(format!(
+                "--id-header: the method {method} carries no delivery id (it dedupes on the \
+                 signed message)"
+            ));
+        }
         if self.signature_header.is_none()
             && self.timestamp_header.is_none()
             && self.id_header.is_none()
         {
-            return None;
+            return Ok(None);
         }
-        let mut names = self.scheme.default_header_names();
         if let Some(name) = &self.signature_header {
             names.signature = name.clone();
         }
@@ -48,7 +75,7 @@ impl SchemeArgs {
         if let Some(name) = &self.id_header {
             names.delivery_id = Some(name.clone());
         }
-        Some(names)
+        Ok(Some(names))
     }
 }
 

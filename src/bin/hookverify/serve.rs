@@ -220,7 +220,7 @@ fn configure(args: ServeArgs) -> Result<(Config, StoreChoice), Failure> {
         .method(method)
         .secrets(secrets)
         .tolerance(Duration::seconds(i64::from(args.tolerance)));
-    if let Some(names) = args.scheme.header_names() {
+    if let Some(names) = args.scheme.header_names().map_err(usage)? {
         verifier = verifier.header_names(names);
     }
     let verifier = verifier.build().map_err(|error| usage(error.to_string()))?;

@@ -77,10 +77,11 @@ pub(crate) fn run(args: SignArgs) -> Result<(), Failure> {
         ));
     }
 
+    let names = args.scheme.header_names().map_err(usage)?;
     let body = read_body(args.file.as_ref())?;
     let mut signer =
         Signer::for_method(method, secret).map_err(|error| usage(error.to_string()))?;
-    if let Some(names) = args.scheme.header_names() {
+    if let Some(names) = names {
         signer = signer.header_names(names);
     }
     let signed = match &args.timestamp {
