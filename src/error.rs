@@ -399,6 +399,14 @@ pub enum ConfigError {
         /// The secret's label.
         label: String,
     },
+    /// The header names give a header the method does not have (a timestamp header for
+    /// Stripe, whose timestamp is inside its signature header, or for a method that signs none).
+    HeaderNotUsed {
+        /// The method.
+        method: crate::Method,
+        /// Which header: `"timestamp"`.
+        header: &'static str,
+    },
     /// The header names leave out a header the method needs (its timestamp, or the delivery
     /// id it dedupes on).
     MissingHeaderName {
@@ -449,6 +457,12 @@ impl fmt::Display for ConfigError {
                 "secret {label:?} was given to the method none, which checks no signature; \
                  choose a signing method, or remove the secret"
             ),
+            Self::HeaderNotUsed { method, header } => {
+                write!(
+                    f,
+                    "{method} has no {header} header: leave it out of the header names"
+                )
+            }
             Self::MissingHeaderName { method, header } => {
                 write!(
                     f,

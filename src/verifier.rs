@@ -468,8 +468,16 @@ impl VerifierBuilder {
         };
         let names = self.names.unwrap_or_else(|| method.default_header_names());
         let missing = |header| ConfigError::MissingHeaderName { method, header };
-        if method.has_timestamp() && method != Method::Stripe && names.timestamp.is_none() {
-            return Err(missing("timestamp"));
+        let timestamp_header = method.has_timestamp() && method != Method::Stripe;
+        match (timestamp_header, &names.timestamp) {
+            (true, None) => return Err(missing("timestamp")),
+            (false, Some(_)) => {
+                return Err(ConfigError::HeaderNotUsed {
+                    method,
+                    header: "timestamp",
+                });
+            }
+            _ => {}
         }
         if method.dedupes_on_id() && names.delivery_id.is_none() {
             return Err(missing("delivery id"));

@@ -935,6 +935,39 @@ fn token_credentials_are_checked_in_precheck() {
 // ---------------------------------------------------------------------------------------------
 // Never fail open
 
+/// A timestamp header given to a method that has none in its own header (Stripe's is inside
+/// the signature) is refused: the verifier would otherwise demand a header the provider never
+/// sends, and refuse every genuine delivery.
+#[test]
+fn a_timestamp_header_a_method_does_not_have_is_a_configuration_error() {
+    for method in [Method::Stripe, Method::GitHub, Method::Bearer] {
+        let mut names = method.default_header_names();
+        names.timestamp = Some(HeaderName::from_static("x-timestamp"));
+        let secret = if method == Method::Bearer {
+            "token"
+        } else {
+            "whsec_x"
+        };
+        let error = Verifier::builder()
+            .method(method)
+            .secret("current", secret)
+            .header_names(names)
+            .build()
+            .expect_err("refused");
+        assert!(
+            matches!(
+                error,
+                hookverify::ConfigError::HeaderNotUsed {
+                    header: "timestamp",
+                    ..
+                }
+            ),
+            "{method}: {error:?}"
+        );
+        assert!(error.to_string().contains(method.name()), "{error}");
+    }
+}
+
 #[test]
 fn a_signing_method_without_a_secret_is_a_configuration_error() {
     for method in Method::ALL {
