@@ -8,7 +8,11 @@
 //! hookverify sign --file body.json | curl -sS -H @- --data-binary @body.json http://127.0.0.1:8787/
 //! HOOKVERIFY_SECRET=whsec_… hookverify send --event thread.completed http://127.0.0.1:8787/
 //! HOOKVERIFY_SECRET=whsec_… hookverify send --chaos http://127.0.0.1:8787/
+//! HOOKVERIFY_SECRET=whsec_… hookverify send --chaos --scheme github http://127.0.0.1:8787/
 //! ```
+//!
+//! Every subcommand takes `--scheme NAME` (and the header names): `send` and `send --chaos`
+//! sign with any of the nine methods.
 
 use std::process::ExitCode;
 
