@@ -61,7 +61,7 @@ impl SecretValue {
         Secret::new(self.label.as_str(), self.value.to_vec())
     }
 
-    fn has_surrounding_whitespace(&self) -> bool {
+    pub(crate) fn has_surrounding_whitespace(&self) -> bool {
         self.value.trim_ascii().len() != self.value.len()
     }
 

@@ -120,7 +120,16 @@ pub(crate) fn run(args: VerifyArgs) -> Result<(), Failure> {
         headers: &headers,
         body: &body,
     };
-    let report = explain::run(&input, explain).map_err(|error| usage(error.to_string()))?;
+    let report = explain::run(&input, explain).map_err(|error| {
+        let padded = secrets.iter().find(|s| s.has_surrounding_whitespace());
+        usage(match padded {
+            Some(secret) => format!(
+                "{error} (secret \"{}\" has surrounding whitespace: a stray newline?)",
+                secret.label
+            ),
+            None => error.to_string(),
+        })
+    })?;
     if method == Method::None {
         let warn = Style::new().fg_color(Some(AnsiColor::Yellow.into())).bold();
         anstream::eprintln!(
