@@ -24,6 +24,8 @@ use clap::{Parser, Subcommand};
 mod chaos;
 #[path = "hookverify/explain.rs"]
 mod explain;
+#[path = "hookverify/forward.rs"]
+mod forward;
 #[path = "hookverify/load.rs"]
 mod load;
 #[path = "hookverify/options.rs"]
