@@ -22,6 +22,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::post;
+use futures_util::future::join_all;
 use hookverify::{MAX_TOLERANCE, Verifier};
 use http::{HeaderMap, StatusCode};
 use serde_json::Value;
@@ -102,24 +103,39 @@ impl Output {
 
 /// Runs `hookverify send ARGS` to its end, off the async workers (the receivers run there).
 async fn send(args: &[&str]) -> Output {
-    let mut all = vec!["send".to_owned()];
-    all.extend(args.iter().map(|arg| (*arg).to_owned()));
+    send_with(args, true).await
+}
+
+/// [`send`], with `HOOKVERIFY_SECRET` set (to [`SECRET`]) or not.
+async fn send_with(args: &[&str], secret_env: bool) -> Output {
+    let all: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = all.iter().map(String::as_str).collect();
-        let mut child = command(&args).spawn().expect("spawn hookverify send");
-        let stdout = lines(child.stdout.take().expect("stdout is piped"));
-        let stderr = lines(child.stderr.take().expect("stderr is piped"));
-        let guard = KillOnDrop(Some(child));
-        let stdout = drain(&stdout, "stdout").join("\n");
-        let stderr = drain(&stderr, "stderr").join("\n");
-        Output {
-            status: guard.wait(),
-            stdout,
-            stderr,
-        }
+        send_blocking(&args, secret_env)
     })
     .await
     .expect("the send task")
+}
+
+/// `hookverify send ARGS` run to its end on this thread.
+fn send_blocking(args: &[&str], secret_env: bool) -> Output {
+    let mut all = vec!["send"];
+    all.extend_from_slice(args);
+    let mut command = command(&all);
+    if !secret_env {
+        command.env_remove("HOOKVERIFY_SECRET");
+    }
+    let mut child = command.spawn().expect("spawn hookverify send");
+    let stdout = lines(child.stdout.take().expect("stdout is piped"));
+    let stderr = lines(child.stderr.take().expect("stderr is piped"));
+    let guard = KillOnDrop(Some(child));
+    let stdout = drain(&stdout, "stdout").join("\n");
+    let stderr = drain(&stderr, "stderr").join("\n");
+    Output {
+        status: guard.wait(),
+        stdout,
+        stderr,
+    }
 }
 
 /// A running `hookverify serve` on a free loopback port.
@@ -133,7 +149,15 @@ struct Serve {
 impl Serve {
     fn start() -> Self {
         let secret = format!("test={SECRET}");
-        let mut child = command(&["serve", "--addr", "127.0.0.1:0", "--secret", &secret])
+        Self::start_with(&["--secret", &secret])
+    }
+
+    /// `serve --addr 127.0.0.1:0 ARGS`, without `HOOKVERIFY_SECRET`.
+    fn start_with(args: &[&str]) -> Self {
+        let mut all = vec!["serve", "--addr", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let mut child = command(&all)
+            .env_remove("HOOKVERIFY_SECRET")
             .spawn()
             .expect("spawn hookverify serve");
         let stdout = lines(child.stdout.take().expect("stdout is piped"));
@@ -585,6 +609,211 @@ async fn chaos_against_serve_passes_every_check() {
     );
     let (status, _) = serve.stop();
     assert!(status.success());
+}
+
+/// The secret `send` signs with and `serve` verifies with, for each method (`None` for
+/// `none`); Standard Webhooks twice, HMAC (`v1`) and Ed25519 (`v1a`).
+fn method_secrets() -> Vec<(&'static str, Option<String>, Option<String>)> {
+    let seed = "whsk_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let public_key = hookverify::Signer::for_method(hookverify::Method::StandardWebhooks, seed)
+        .expect("an Ed25519 signer")
+        .public_key()
+        .expect("a public key");
+    let same = |secret: &str| (Some(secret.to_owned()), Some(secret.to_owned()));
+    let mut all = Vec::new();
+    for (method, secrets) in [
+        ("hmac_sha256", same(SECRET)),
+        ("hmac_sha1", same(SECRET)),
+        ("bearer", same(SECRET)),
+        ("basic_auth", same("hookverify:send-test")),
+        ("none", (None, None)),
+        ("standard_webhooks", same("whsec_c2VuZCB0ZXN0IGtleSAxMjM0")),
+        ("standard_webhooks", (Some(seed.into()), Some(public_key))),
+        ("stripe", same(SECRET)),
+        ("github", same(SECRET)),
+        ("slack", same(SECRET)),
+    ] {
+        all.push((method, secrets.0, secrets.1));
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_against_serve_passes_every_check_for_every_method() {
+    // One `serve` and one `send --chaos` per method, a few methods at a time (on threads: the
+    // children are waited for with blocking reads).
+    let mut outputs = Vec::new();
+    for batch in method_secrets().chunks(4) {
+        let runs = batch.iter().cloned().map(|(method, signing, verifying)| {
+            tokio::task::spawn_blocking(move || {
+                let mut serve_args = vec!["--scheme".to_owned(), method.to_owned()];
+                let mut send_args = vec!["--chaos", "--json", "--scheme", method]
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>();
+                if let (Some(signing), Some(verifying)) = (signing, verifying) {
+                    serve_args.extend(["--secret".into(), format!("test={verifying}")]);
+                    send_args.extend(["--secret".into(), format!("test={signing}")]);
+                }
+                let serve_args: Vec<&str> = serve_args.iter().map(String::as_str).collect();
+                let serve = Serve::start_with(&serve_args);
+                send_args.push(serve.url.clone());
+                let send_args: Vec<&str> = send_args.iter().map(String::as_str).collect();
+                let out = send_blocking(&send_args, false);
+                let (status, _) = serve.stop();
+                assert!(status.success(), "{method}: serve exit");
+                (method, out)
+            })
+        });
+        outputs.extend(join_all(runs).await);
+    }
+    for run in outputs {
+        let (method, out) = run.expect("the run");
+        let checks = chaos_report(&out);
+        assert_eq!(
+            failed(&checks),
+            BTreeSet::new(),
+            "{method}: {checks:#?}\n{}",
+            out.stderr
+        );
+        assert!(out.status.success(), "{method}: {}", out.stderr);
+
+        // A check that cannot apply passes and says why.
+        let detail = |name: &str| {
+            checks
+                .iter()
+                .find(|(check, _, _)| check == name)
+                .map(|(_, _, detail)| detail.clone())
+                .expect("every check is reported")
+        };
+        let not_applicable = |name: &str| detail(name).starts_with("not applicable: ");
+        let signs_timestamp = !matches!(method, "github" | "bearer" | "basic_auth" | "none");
+        assert_eq!(
+            not_applicable("stale_timestamp_rejected"),
+            !signs_timestamp,
+            "{method}"
+        );
+        assert_eq!(
+            not_applicable("future_timestamp_rejected"),
+            !signs_timestamp,
+            "{method}"
+        );
+        if !signs_timestamp {
+            assert!(
+                detail("stale_timestamp_rejected").contains("signs no timestamp"),
+                "{method}"
+            );
+        }
+        let signs_body = !matches!(method, "bearer" | "basic_auth" | "none");
+        assert_eq!(
+            not_applicable("tampered_body_rejected"),
+            !signs_body,
+            "{method}"
+        );
+        let signed = method != "none";
+        assert_eq!(not_applicable("wrong_secret_rejected"), !signed, "{method}");
+        assert_eq!(
+            not_applicable("missing_signature_rejected"),
+            !signed,
+            "{method}"
+        );
+        let unsigned_id = !matches!(method, "standard_webhooks" | "stripe" | "slack");
+        assert_eq!(
+            not_applicable("replay_new_id_acknowledged"),
+            !unsigned_id,
+            "{method}"
+        );
+        for name in [
+            "valid_accepted",
+            "duplicate_acknowledged",
+            "concurrent_duplicates",
+            "oversized_body_rejected",
+            "answers_within_timeout",
+        ] {
+            assert!(!not_applicable(name), "{method}: {name}");
+        }
+        if signed {
+            // A forgery was really sent, and refused with 401.
+            assert!(
+                detail("wrong_secret_rejected").starts_with("401"),
+                "{method}: {}",
+                detail("wrong_secret_rejected")
+            );
+        }
+
+        // `none` passes, and says loudly what that means.
+        let report: Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
+        let warned = out.stderr.contains("accepts unsigned deliveries");
+        assert_eq!(warned, method == "none", "{method}: {}", out.stderr);
+        assert_eq!(
+            report["warnings"].as_array().map(Vec::len),
+            Some(usize::from(method == "none")),
+            "{method}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_with_a_scheme_finds_a_receiver_on_another_secret() {
+    // `send --scheme github` with one secret against `serve --scheme github` with another:
+    // the valid deliveries are refused, the forgeries too.
+    let serve = Serve::start_with(&["--scheme", "github", "--secret", "other=whsec_other"]);
+    let secret = format!("test={SECRET}");
+    let out = send_with(
+        &[
+            "--chaos", "--json", "--scheme", "github", "--secret", &secret, &serve.url,
+        ],
+        false,
+    )
+    .await;
+    let checks = chaos_report(&out);
+    assert_eq!(
+        failed(&checks),
+        BTreeSet::from([
+            "valid_accepted",
+            "duplicate_acknowledged",
+            "concurrent_duplicates"
+        ]),
+        "{checks:#?}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    drop(serve);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_signs_with_the_scheme_and_its_header_names() {
+    let serve = Serve::start_with(&[
+        "--scheme",
+        "slack",
+        "--secret",
+        "test=whsec_slack",
+        "--signature-header",
+        "x-sig",
+    ]);
+    let out = send_with(
+        &[
+            "--scheme",
+            "slack",
+            "--secret",
+            "whsec_slack",
+            "--signature-header",
+            "x-sig",
+            &serve.url,
+        ],
+        false,
+    )
+    .await;
+    assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
+    // `none` takes no secret, and refuses one.
+    let out = send_with(&["--scheme", "none", "http://127.0.0.1:1/"], true).await;
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    let out = send_with(&["--scheme", "stripe", "http://127.0.0.1:1/"], false).await;
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("no secret"), "{}", out.stderr);
+    let (status, deliveries) = serve.stop();
+    assert!(status.success());
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0]["method"], "slack");
 }
 
 /// What is wrong with a test receiver (all false: a correct one).

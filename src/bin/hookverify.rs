@@ -1,6 +1,7 @@
 //! `hookverify`: receive signed webhook deliveries on loopback (`serve`), sign a body the way
 //! the provider does (`sign`), to try a receiver end to end without openssl, or send deliveries
-//! as the provider does, retries included, or a conformance run against any receiver (`send`).
+//! as the provider does, retries included, or a conformance run against any receiver (`send`),
+//! or verify a captured delivery and explain why it fails (`verify`).
 //!
 //! ```text
 //! hookverify serve                         # generates a secret and prints a round trip to paste
@@ -8,7 +9,12 @@
 //! hookverify sign --file body.json | curl -sS -H @- --data-binary @body.json http://127.0.0.1:8787/
 //! HOOKVERIFY_SECRET=whsec_… hookverify send --event thread.completed http://127.0.0.1:8787/
 //! HOOKVERIFY_SECRET=whsec_… hookverify send --chaos http://127.0.0.1:8787/
+//! HOOKVERIFY_SECRET=whsec_… hookverify send --chaos --scheme github http://127.0.0.1:8787/
+//! HOOKVERIFY_SECRET=whsec_… hookverify verify --headers headers.txt --body body.json --explain
 //! ```
+//!
+//! Every subcommand takes `--scheme NAME` (and the header names): `send` and `send --chaos`
+//! sign with any of the nine methods.
 
 use std::process::ExitCode;
 
@@ -16,10 +22,16 @@ use clap::{Parser, Subcommand};
 
 #[path = "hookverify/chaos.rs"]
 mod chaos;
+#[path = "hookverify/explain.rs"]
+mod explain;
+#[path = "hookverify/forward.rs"]
+mod forward;
 #[path = "hookverify/load.rs"]
 mod load;
 #[path = "hookverify/options.rs"]
 mod options;
+#[path = "hookverify/reencode.rs"]
+mod reencode;
 #[path = "hookverify/samples.rs"]
 mod samples;
 #[path = "hookverify/scheme.rs"]
@@ -34,6 +46,8 @@ mod serve;
 mod server;
 #[path = "hookverify/sign.rs"]
 mod sign;
+#[path = "hookverify/verify.rs"]
+mod verify;
 
 /// Verify signed webhook deliveries: the provider's HMAC-SHA256 by default, and HMAC-SHA1,
 /// bearer, Basic, Standard Webhooks (HMAC and Ed25519), Stripe, GitHub and Slack.
@@ -49,6 +63,7 @@ enum Command {
     Serve(serve::ServeArgs),
     Sign(sign::SignArgs),
     Send(send::SendArgs),
+    Verify(verify::VerifyArgs),
 }
 
 /// Why a command failed, and so which exit status it gets.
@@ -61,6 +76,9 @@ enum Failure {
     },
     /// The command was valid but could not run (exit status 1).
     Runtime(String),
+    /// The command ran and printed its negative outcome itself, as `verify` does for a delivery
+    /// that does not verify (exit status 1, nothing more printed).
+    Reported,
 }
 
 impl Failure {
@@ -82,6 +100,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Sign(args) => sign::run(args),
         Command::Send(args) => send::run(args),
+        Command::Verify(args) => verify::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -95,5 +114,6 @@ fn main() -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
+        Err(Failure::Reported) => ExitCode::FAILURE,
     }
 }

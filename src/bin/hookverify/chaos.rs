@@ -21,6 +21,14 @@
 //!
 //! Each request waits up to twice the timeout, so that a slow answer is judged on its status by
 //! its own check and on its time by `answers_within_timeout`, one flaw reported once.
+//!
+//! Every signing method (`--scheme`) runs the same checks, each adapted to what the method
+//! signs. A check that cannot apply passes, its detail saying why: the stale and future
+//! timestamps for a method that signs none (`github`, `bearer`, `basic_auth`, `none`), the
+//! tampered body for one that signs no body (`bearer`, `basic_auth`, `none`), the wrong secret
+//! and the missing signature for `none`, and the replay under a fresh id for a method whose id
+//! is signed (`standard_webhooks`) or absent (`stripe`, `slack`). With `none`, the report
+//! warns loudly: the receiver accepts unsigned deliveries.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -29,11 +37,11 @@ use std::time::Duration;
 use anstyle::{AnsiColor, Style};
 use bytes::Bytes;
 use futures_util::future::join_all;
-use hookverify::Signer;
+use hookverify::Method;
 use http::{HeaderName, HeaderValue};
 use serde_json::json;
 
-use crate::send::{self, Attempt, Outcome, Target, human};
+use crate::send::{self, Attempt, Outcome, Signing, Target, human};
 use crate::{Failure, samples, secrets};
 
 /// Copies sent at once by `concurrent_duplicates`.
@@ -108,7 +116,7 @@ impl Run<'_> {
 
 /// `body` signed by `signer` as delivery `id`, `offset_seconds` from now.
 fn signed(
-    signer: &Signer,
+    signer: &Signing,
     body: &[u8],
     id: &str,
     offset_seconds: i64,
@@ -120,7 +128,51 @@ fn fresh_id() -> Result<String, Failure> {
     send::new_delivery_id().map_err(Failure::runtime)
 }
 
-pub(crate) async fn run(target: &Target, signer: &Signer, config: &Config) -> Result<(), Failure> {
+/// A check that does not apply to the method: passed, with the reason.
+fn not_applicable(name: &'static str, why: &str) -> Check {
+    Check {
+        name,
+        ok: true,
+        detail: format!("not applicable: {why}"),
+    }
+}
+
+/// Why the method gives a receiver nothing to reject for a check, if it does not: the
+/// tampered body, the wrong secret, the missing signature, the stale and future timestamps.
+fn inapplicable(method: Method, check: &str) -> Option<String> {
+    let name = method.name();
+    match check {
+        "tampered_body_rejected" if !method.signs_body() => Some(format!(
+            "{name} signs no body; a changed body cannot be told from the original"
+        )),
+        "wrong_secret_rejected" | "missing_signature_rejected" if method == Method::None => {
+            Some("none sends no signature; there is nothing to check".into())
+        }
+        "stale_timestamp_rejected" | "future_timestamp_rejected" if !method.has_timestamp() => {
+            Some(format!(
+                "{name} signs no timestamp; a replay is caught only by the receiver's dedupe"
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// A secret for the same method that is not the configured one: a fresh one of the same kind
+/// (an Ed25519 seed for a `v1a` signer).
+fn other_secret(signer: &Signing) -> Result<Signing, Failure> {
+    let secret = if signer.is_ed25519() {
+        secrets::generate_ed25519_seed()
+    } else {
+        secrets::generate(signer.method())
+    }
+    .map_err(Failure::runtime)?;
+    signer
+        .with_secret(secret)
+        .map_err(|error| Failure::runtime(error.to_string()))
+}
+
+pub(crate) async fn run(target: &Target, signer: &Signing, config: &Config) -> Result<(), Failure> {
+    let method = signer.method();
     let mut run = Run {
         target,
         config,
@@ -138,11 +190,19 @@ pub(crate) async fn run(target: &Target, signer: &Signer, config: &Config) -> Re
 
     let again = signed(signer, &valid_body, &id, 0)?;
     let answer = run.post(CHECKS[1], again.pairs(), valid_body.clone()).await;
-    checks.push(expect_success(
+    let mut check = expect_success(
         CHECKS[1],
         &answer,
         "a duplicate (the provider's retry of a delivery already accepted)",
-    ));
+    );
+    if check.ok && !method.dedupes_on_id() {
+        let _ = write!(
+            check.detail,
+            " ({method} sends no delivery id: a retry signed in another second is a new \
+             message to the receiver; dedupe on the event id in the body)"
+        );
+    }
+    checks.push(check);
 
     // concurrent_duplicates
     let copy_id = fresh_id()?;
@@ -156,45 +216,42 @@ pub(crate) async fn run(target: &Target, signer: &Signer, config: &Config) -> Re
     checks.push(concurrent(&answers));
 
     // tampered_body_rejected: signed, then one byte of the body changed.
-    let tampered_body = run.body()?;
-    let tampered = signed(signer, &tampered_body, &fresh_id()?, 0)?;
-    let mut changed = tampered_body.to_vec();
-    if let Some(last) = changed.last_mut() {
-        *last ^= 0x01;
+    if let Some(why) = inapplicable(method, CHECKS[3]) {
+        checks.push(not_applicable(CHECKS[3], &why));
+    } else {
+        checks.push(tampered(&mut run, signer).await?);
     }
-    let answer = run.post(CHECKS[3], tampered.pairs(), changed.into()).await;
-    checks.push(expect_rejection(
-        CHECKS[3],
-        &answer,
-        "a body changed after signing",
-    ));
 
     // wrong_secret_rejected
-    let other = Signer::new(format!(
-        "whsec_{}",
-        secrets::random_hex(32).map_err(Failure::runtime)?
-    ))
-    .map_err(|error| Failure::runtime(error.to_string()))?;
-    let body = run.body()?;
-    let forged = signed(&other, &body, &fresh_id()?, 0)?;
-    let answer = run.post(CHECKS[4], forged.pairs(), body).await;
-    checks.push(expect_rejection(
-        CHECKS[4],
-        &answer,
-        "a delivery signed with another secret",
-    ));
+    if let Some(why) = inapplicable(method, CHECKS[4]) {
+        checks.push(not_applicable(CHECKS[4], &why));
+    } else {
+        let other = other_secret(signer)?;
+        let body = run.body()?;
+        let forged = signed(&other, &body, &fresh_id()?, 0)?;
+        let answer = run.post(CHECKS[4], forged.pairs(), body).await;
+        checks.push(expect_rejection(
+            CHECKS[4],
+            &answer,
+            "a delivery signed with another secret",
+        ));
+    }
 
     // missing_signature_rejected
-    let body = run.body()?;
-    let unsigned = signed(signer, &body, &fresh_id()?, 0)?;
-    let answer = run
-        .post(CHECKS[5], &unsigned.without_signature(), body)
-        .await;
-    checks.push(expect_rejection(
-        CHECKS[5],
-        &answer,
-        "a delivery without a signature",
-    ));
+    if let Some(why) = inapplicable(method, CHECKS[5]) {
+        checks.push(not_applicable(CHECKS[5], &why));
+    } else {
+        let body = run.body()?;
+        let unsigned = signed(signer, &body, &fresh_id()?, 0)?;
+        let answer = run
+            .post(CHECKS[5], &unsigned.without_signature(), body)
+            .await;
+        checks.push(expect_rejection(
+            CHECKS[5],
+            &answer,
+            "a delivery without a signature",
+        ));
+    }
 
     // stale and future: well signed, twice the tolerance away.
     let away = i64::from(config.tolerance) * 2;
@@ -210,18 +267,40 @@ pub(crate) async fn run(target: &Target, signer: &Signer, config: &Config) -> Re
             format!("a delivery signed {away} s ahead (twice --tolerance)"),
         ),
     ] {
+        if let Some(why) = inapplicable(method, name) {
+            checks.push(not_applicable(name, &why));
+            continue;
+        }
         let body = run.body()?;
         let signed = signed(signer, &body, &fresh_id()?, offset)?;
         let answer = run.post(name, signed.pairs(), body).await;
         checks.push(expect_rejection(name, &answer, &what));
     }
 
-    // replay_new_id_acknowledged: the valid delivery's exact signed bytes, a fresh id.
+    // replay_new_id_acknowledged: the valid delivery's exact signed bytes, a fresh id, where
+    // the id is not signed.
     let replay = valid
         .with_delivery_id(&fresh_id()?)
         .map_err(Failure::runtime)?;
-    let answer = run.post(CHECKS[8], &replay, valid_body).await;
-    checks.push(replay_check(&answer));
+    match replay {
+        _ if method == Method::StandardWebhooks => checks.push(not_applicable(
+            CHECKS[8],
+            "standard_webhooks signs the delivery id; a fresh id is a forged signature, which \
+             wrong_secret_rejected and tampered_body_rejected cover",
+        )),
+        None => checks.push(not_applicable(
+            CHECKS[8],
+            &format!(
+                "{} sends no delivery id header; a replay is the same message, which \
+                 concurrent_duplicates covers",
+                method.name()
+            ),
+        )),
+        Some(replay) => {
+            let answer = run.post(CHECKS[8], &replay, valid_body).await;
+            checks.push(replay_check(&answer));
+        }
+    }
 
     // oversized_body_rejected
     let limit = usize::try_from(config.max_body)
@@ -240,7 +319,36 @@ pub(crate) async fn run(target: &Target, signer: &Signer, config: &Config) -> Re
     ));
 
     checks.push(within_timeout(&run.log, config.timeout));
-    report(target, config, &checks)
+    report(target, config, method, &checks)
+}
+
+/// `tampered_body_rejected`: signed, then one byte of the body changed.
+async fn tampered(run: &mut Run<'_>, signer: &Signing) -> Result<Check, Failure> {
+    let body = run.body()?;
+    let signed = signed(signer, &body, &fresh_id()?, 0)?;
+    let mut changed = body.to_vec();
+    if let Some(last) = changed.last_mut() {
+        *last ^= 0x01;
+    }
+    let answer = run.post(CHECKS[3], signed.pairs(), changed.into()).await;
+    Ok(expect_rejection(
+        CHECKS[3],
+        &answer,
+        "a body changed after signing",
+    ))
+}
+
+/// What the report says loudly about the method, if anything.
+fn warnings(method: Method) -> Vec<String> {
+    match method {
+        Method::None => vec![
+            "--scheme none: the receiver accepts unsigned deliveries; anyone who can reach it \
+             can send one, forged, stale or replayed. Only the dedupe and body limit were \
+             checked"
+                .into(),
+        ],
+        _ => Vec::new(),
+    }
 }
 
 fn expect_success(name: &'static str, attempt: &Attempt, what: &str) -> Check {
@@ -358,9 +466,20 @@ fn within_timeout(log: &[(&'static str, Attempt)], timeout: Duration) -> Check {
     }
 }
 
-fn report(target: &Target, config: &Config, checks: &[Check]) -> Result<(), Failure> {
+fn report(
+    target: &Target,
+    config: &Config,
+    method: Method,
+    checks: &[Check],
+) -> Result<(), Failure> {
     let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
     let passed = checks.len() - failed.len();
+    let warnings = warnings(method);
+    let bad = Style::new().fg_color(Some(AnsiColor::Red.into())).bold();
+    // On stderr in both forms, so that it is seen even when the JSON goes to a file.
+    for warning in &warnings {
+        anstream::eprintln!("{bad}warning:{bad:#} {warning}");
+    }
     if config.json {
         let value = json!({
             "checks": checks
@@ -369,15 +488,15 @@ fn report(target: &Target, config: &Config, checks: &[Check]) -> Result<(), Fail
                 .collect::<Vec<_>>(),
             "passed": passed,
             "failed": failed.len(),
+            "warnings": warnings,
         });
         println!("{value}");
     } else {
         let good = Style::new().fg_color(Some(AnsiColor::Green.into()));
-        let bad = Style::new().fg_color(Some(AnsiColor::Red.into())).bold();
         let mut text = String::new();
         let _ = writeln!(
             text,
-            "chaos run against {} (tolerance {} s, max body {} bytes, timeout {})",
+            "chaos run against {} (scheme {method}, tolerance {} s, max body {} bytes, timeout {})",
             target.url(),
             config.tolerance,
             config.max_body,
@@ -394,6 +513,9 @@ fn report(target: &Target, config: &Config, checks: &[Check]) -> Result<(), Fail
                 "  {style}{mark}{style:#}  {:<28} {}",
                 check.name, check.detail
             );
+        }
+        for warning in &warnings {
+            let _ = writeln!(text, "{bad}WARNING{bad:#}  {warning}");
         }
         if failed.is_empty() {
             let _ = writeln!(text, "{good}all {passed} checks passed{good:#}");

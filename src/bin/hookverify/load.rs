@@ -10,11 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use hookverify::Signer;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::Failure;
-use crate::send::{self, BodySource, Policy, Target, human};
+use crate::send::{self, BodySource, Policy, Signing, Target, human};
 
 /// Failed deliveries named in the summary, at most.
 const FAILURES_SHOWN: usize = 10;
@@ -33,7 +32,7 @@ pub(crate) struct Plan {
 /// What the workers share.
 struct Shared {
     target: Target,
-    signer: Signer,
+    signer: Signing,
     plan: Plan,
     /// The number of the next delivery to send.
     next: AtomicU64,
@@ -81,7 +80,7 @@ impl Tally {
     }
 }
 
-pub(crate) async fn run(target: Target, signer: Signer, plan: Plan) -> Result<(), Failure> {
+pub(crate) async fn run(target: Target, signer: Signing, plan: Plan) -> Result<(), Failure> {
     let workers = u64::from(plan.concurrency).min(plan.count);
     let bar = progress_bar(plan.count);
     println!(

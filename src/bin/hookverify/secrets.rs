@@ -131,6 +131,15 @@ pub(crate) fn generate(method: Method) -> Result<String, String> {
     })
 }
 
+/// A fresh Ed25519 signing key for Standard Webhooks' `v1a`: `whsk_<base64 of a 32-byte seed>`
+/// (it ends in `=`: given on the command line, it needs a label in front).
+pub(crate) fn generate_ed25519_seed() -> Result<String, String> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed)
+        .map_err(|error| format!("could not get random bytes from the system: {error}"))?;
+    Ok(format!("whsk_{}", STANDARD.encode(seed)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,9 +16,10 @@ use anstyle::{AnsiColor, Style};
 use bytes::Bytes;
 use clap::Args;
 use hookverify::time::OffsetDateTime;
-use hookverify::{Clock, DeliveryId, Signer, SystemClock};
+use hookverify::{Clock, DeliveryId, HeaderNames, Method, Signer, SystemClock};
 use http::{HeaderName, HeaderValue, StatusCode, header};
 
+use crate::scheme::SchemeArgs;
 use crate::{Failure, chaos, load, samples, secrets};
 
 /// The event `send` delivers when given neither `--event` nor `--body`.
@@ -49,10 +50,14 @@ pub(crate) struct SendArgs {
     url: String,
 
     /// The secret to sign with, as SECRET or LABEL=SECRET (the label is ignored here)
-    /// [env: HOOKVERIFY_SECRET]. Prefer the environment variable: arguments are visible to other
-    /// local users.
+    /// [env: HOOKVERIFY_SECRET], read as --scheme says: for standard_webhooks, whsec_… signs v1
+    /// and whsk_… (an Ed25519 seed) signs v1a; none takes no secret. Prefer the environment
+    /// variable: arguments are visible to other local users.
     #[arg(long, value_name = "[LABEL=]SECRET")]
     secret: Option<String>,
+
+    #[command(flatten)]
+    scheme: SchemeArgs,
 
     /// Send a sample body of this event type, fresh ids in each delivery [default: webhook.test]
     #[arg(long, value_name = "NAME", value_parser = samples::EVENTS, conflicts_with = "body")]
@@ -162,11 +167,19 @@ pub(crate) fn run(args: SendArgs) -> Result<(), Failure> {
     let usage = |message: String| Failure::usage("send", message);
     let url = parse_url(&args.url).map_err(usage)?;
     let flags: Vec<String> = args.secret.into_iter().collect();
-    let secret = secrets::collect(&flags)
-        .map_err(usage)?
-        .pop()
-        .ok_or_else(|| usage(format!("no secret: pass --secret or set {}", secrets::ENV)))?;
-    let signer = Signer::new(secret.value).map_err(|error| usage(error.to_string()))?;
+    let method = args.scheme.scheme;
+    let secret = match secrets::collect(&flags).map_err(usage)?.pop() {
+        Some(secret) => secret.value,
+        None if method == Method::None => String::new(),
+        None => {
+            return Err(usage(format!(
+                "no secret: pass --secret or set {}",
+                secrets::ENV
+            )));
+        }
+    };
+    let signer = Signing::new(method, secret, args.scheme.header_names())
+        .map_err(|error| usage(error.to_string()))?;
     if let Some(id) = &args.id {
         DeliveryId::parse(id.as_bytes()).map_err(|reason| usage(format!("--id: {reason}")))?;
     }
@@ -248,14 +261,58 @@ pub(crate) fn timestamp(offset_seconds: i64) -> String {
         .to_string()
 }
 
+/// How `send` signs: the signer, its method, and the header names it writes.
+#[derive(Debug)]
+pub(crate) struct Signing {
+    signer: Signer,
+    method: Method,
+    names: HeaderNames,
+}
+
+impl Signing {
+    /// A signer for `method` keyed with `secret` (empty for `none`), writing `names` or the
+    /// method's own.
+    pub(crate) fn new(
+        method: Method,
+        secret: impl Into<Vec<u8>>,
+        names: Option<HeaderNames>,
+    ) -> Result<Self, hookverify::ConfigError> {
+        let names = names.unwrap_or_else(|| method.default_header_names());
+        let signer = Signer::for_method(method, secret)?.header_names(names.clone());
+        Ok(Self {
+            signer,
+            method,
+            names,
+        })
+    }
+
+    /// The same method and header names with another secret.
+    pub(crate) fn with_secret(
+        &self,
+        secret: impl Into<Vec<u8>>,
+    ) -> Result<Self, hookverify::ConfigError> {
+        Self::new(self.method, secret, Some(self.names.clone()))
+    }
+
+    /// The signing method.
+    pub(crate) fn method(&self) -> Method {
+        self.method
+    }
+
+    /// Whether the signer signs with an Ed25519 key (Standard Webhooks' `v1a`).
+    pub(crate) fn is_ed25519(&self) -> bool {
+        self.signer.public_key().is_some()
+    }
+}
+
 /// The headers of one signed attempt.
 #[derive(Debug, Clone)]
 pub(crate) struct SignedPairs {
     pairs: Vec<(HeaderName, HeaderValue)>,
-    /// Which pair carries the signature.
-    signature: usize,
-    /// Which pair carries the delivery id.
-    delivery_id: usize,
+    /// Which pair carries the signature, if the method sends one (all but `none`).
+    signature: Option<usize>,
+    /// Which pair carries the delivery id, if the method sends one (all but Stripe and Slack).
+    delivery_id: Option<usize>,
 }
 
 impl SignedPairs {
@@ -267,40 +324,46 @@ impl SignedPairs {
     /// Every header but the signature.
     pub(crate) fn without_signature(&self) -> Vec<(HeaderName, HeaderValue)> {
         let mut pairs = self.pairs.clone();
-        pairs.remove(self.signature);
+        if let Some(index) = self.signature {
+            pairs.remove(index);
+        }
         pairs
     }
 
-    /// The same headers under another delivery id (the id is not signed).
+    /// The same headers under another delivery id, or `None` when the method sends no delivery
+    /// id header.
     pub(crate) fn with_delivery_id(
         &self,
         id: &str,
-    ) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+    ) -> Result<Option<Vec<(HeaderName, HeaderValue)>>, String> {
+        let Some(index) = self.delivery_id else {
+            return Ok(None);
+        };
         let mut pairs = self.pairs.clone();
-        pairs[self.delivery_id].1 =
+        pairs[index].1 =
             HeaderValue::from_str(id).map_err(|error| format!("delivery id: {error}"))?;
-        Ok(pairs)
+        Ok(Some(pairs))
     }
 }
 
 /// The headers the provider sends for `body` as delivery `id` signed at `timestamp`.
 ///
-/// Every request `send` makes is signed here and nowhere else, so that when `Signer` gains other
-/// schemes, this is the one call to adapt.
+/// Every request `send` makes is signed here and nowhere else. Methods without a delivery id
+/// (Stripe, Slack) or a timestamp ignore the ones given; `none` sends no signature.
 pub(crate) fn sign(
-    signer: &Signer,
+    signing: &Signing,
     body: &[u8],
     id: &str,
     timestamp: &str,
 ) -> Result<SignedPairs, String> {
-    let signed = signer.sign_with_timestamp(id, timestamp, body);
+    let signed = signing.signer.sign_with_timestamp(id, timestamp, body);
     let (mut signature, mut delivery_id) = (None, None);
     let mut pairs = Vec::with_capacity(3);
     for (index, (name, value)) in signed.pairs().enumerate() {
-        let is_signature = value == signed.signature();
+        let is_signature = signing.method != Method::None && *name == signing.names.signature;
         if is_signature {
             signature = Some(index);
-        } else if value == signed.delivery_id() {
+        } else if signing.names.delivery_id.as_ref() == Some(name) {
             delivery_id = Some(index);
         }
         let mut header =
@@ -308,14 +371,11 @@ pub(crate) fn sign(
         header.set_sensitive(is_signature);
         pairs.push((name.clone(), header));
     }
-    match (signature, delivery_id) {
-        (Some(signature), Some(delivery_id)) => Ok(SignedPairs {
-            pairs,
-            signature,
-            delivery_id,
-        }),
-        _ => Err("the signer gave no signature or no delivery id header".into()),
-    }
+    Ok(SignedPairs {
+        pairs,
+        signature,
+        delivery_id,
+    })
 }
 
 /// Where deliveries go, and the client that takes them there.
@@ -524,7 +584,7 @@ pub(crate) fn human(duration: Duration) -> String {
 /// follows.
 pub(crate) async fn deliver(
     target: &Target,
-    signer: &Signer,
+    signer: &Signing,
     policy: Policy,
     id: &str,
     body: Bytes,
@@ -562,7 +622,7 @@ pub(crate) fn status_style(outcome: &Outcome) -> Style {
 /// One delivery, every attempt printed on stdout.
 async fn send_one(
     target: &Target,
-    signer: &Signer,
+    signer: &Signing,
     policy: Policy,
     id: &str,
     source: &BodySource,

@@ -32,6 +32,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
 use crate::Failure;
+use crate::forward::{ForwardArgs, Forwarder};
 use crate::options::{StoreChoice, StoreUrl, check_path, parse_store, redact};
 use crate::scheme::SchemeArgs;
 use crate::secrets;
@@ -163,6 +164,9 @@ pub(crate) struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..=100_000)
     )]
     max_large_bodies: u32,
+
+    #[command(flatten)]
+    forward: ForwardArgs,
 }
 
 /// Everything checked, before any runtime starts or any port is bound.
@@ -179,6 +183,8 @@ struct Config {
     /// The layer's bound on reading a body.
     body_timeout: std::time::Duration,
     limits: Limits,
+    /// With --forward: the handler forwards instead of printing.
+    forward: Option<Forwarder>,
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
@@ -242,6 +248,7 @@ fn configure(args: ServeArgs) -> Result<(Config, StoreChoice), Failure> {
             max_large_bodies: args.max_large_bodies,
             max_body: args.max_body,
         },
+        forward: args.forward.forwarder().map_err(usage)?,
     };
     Ok((config, store))
 }
@@ -354,7 +361,17 @@ async fn serve_with<S: DeliveryStore>(
         .map_err(|error| Failure::usage("serve", format!("--body-timeout: {error}")))?;
     // `MethodRouter::route_layer` wraps the POST handler only: an unknown path (404) or method
     // (405) is answered without verification.
-    let route = post(deliver).route_layer(layer);
+    let route = match config.forward.clone() {
+        Some(forwarder) => {
+            tracing::info!(
+                upstream = forwarder.describe(),
+                "forwarding verified deliveries"
+            );
+            forwarder.route()
+        }
+        None => post(deliver),
+    }
+    .route_layer(layer);
     let app = match &config.path {
         Some(path) => Router::new().route(path, route),
         None => Router::new()

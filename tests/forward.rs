@@ -1,0 +1,360 @@
+//! `hookverify serve --forward URL` in front of a test upstream, over TCP on 127.0.0.1: each
+//! verified delivery forwarded once, with its headers and the matched label; an upstream
+//! failure (a status, a hang, no listener) releases the delivery so that the retry is
+//! forwarded again; a forgery is never forwarded.
+#![cfg(feature = "cli")]
+
+#[path = "common/child.rs"]
+mod child;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use hookverify::Signer;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use child::{KillOnDrop, TIMEOUT, exchange, lines};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hookverify");
+const SECRET: &str = "whsec_forward_test_secret";
+
+/// What the test upstream does with the next request.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Status(u16),
+    /// Answers only after this long.
+    Hang(Duration),
+}
+
+/// A test upstream: records every request, follows its script, then answers `201 accepted`.
+#[derive(Default)]
+struct Upstream {
+    script: Mutex<VecDeque<Action>>,
+    seen: Mutex<Vec<(HeaderMap, Bytes)>>,
+}
+
+impl Upstream {
+    fn seen(&self) -> Vec<(HeaderMap, Bytes)> {
+        self.seen.lock().expect("not poisoned").clone()
+    }
+}
+
+async fn upstream(
+    State(state): State<Arc<Upstream>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    state
+        .seen
+        .lock()
+        .expect("not poisoned")
+        .push((headers, body));
+    let action = state.script.lock().expect("not poisoned").pop_front();
+    match action {
+        Some(Action::Status(code)) => (
+            StatusCode::from_u16(code).expect("a status"),
+            "upstream says no",
+        )
+            .into_response(),
+        Some(Action::Hang(pause)) => {
+            tokio::time::sleep(pause).await;
+            (StatusCode::OK, "too late").into_response()
+        }
+        None => (
+            StatusCode::CREATED,
+            [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "accepted",
+        )
+            .into_response(),
+    }
+}
+
+/// An upstream following `script`, on a free port: its URL and its record.
+async fn start_upstream(script: &[Action]) -> (String, Arc<Upstream>) {
+    let state = Arc::new(Upstream {
+        script: Mutex::new(script.iter().copied().collect()),
+        seen: Mutex::new(Vec::new()),
+    });
+    let app = Router::new()
+        .route("/events", post(upstream))
+        .with_state(Arc::clone(&state));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("the bound address");
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("the test upstream");
+    });
+    (format!("http://{addr}/events"), state)
+}
+
+/// A running `hookverify serve --forward`.
+struct Sidecar {
+    _child: KillOnDrop,
+    addr: SocketAddr,
+    _stdout: Receiver<String>,
+    _stderr: Receiver<String>,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Sidecar {
+    fn start(upstream: &str, timeout_seconds: u64) -> Self {
+        let secret = format!("test={SECRET}");
+        let timeout = timeout_seconds.to_string();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--addr", "127.0.0.1:0", "--secret", &secret])
+            .args(["--forward", upstream, "--forward-timeout", &timeout])
+            .env_remove("HOOKVERIFY_SECRET")
+            .env_remove("HOOKVERIFY_STORE")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hookverify serve");
+        let stdout = lines(child.stdout.take().expect("stdout is piped"));
+        let stderr = lines(child.stderr.take().expect("stderr is piped"));
+        let child = KillOnDrop(Some(child));
+        let deadline = Instant::now() + TIMEOUT;
+        let mut seen = Vec::new();
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = stderr
+                .recv_timeout(left)
+                .unwrap_or_else(|error| panic!("no `listening on` line ({error}): {seen:?}"));
+            if let Some(rest) = line.strip_prefix("listening on http://") {
+                break rest.trim().parse().expect("a socket address");
+            }
+            seen.push(line);
+        };
+        Self {
+            _child: child,
+            addr,
+            _stdout: stdout,
+            _stderr: stderr,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    async fn post(&self, headers: HeaderMap, body: &[u8]) -> (StatusCode, String) {
+        let mut request = Request::builder()
+            .method("POST")
+            .uri(format!("http://{}/hooks", self.addr))
+            .body(Full::new(Bytes::copy_from_slice(body)))
+            .expect("a valid request");
+        request.headers_mut().extend(headers);
+        exchange(&self.client, request).await
+    }
+}
+
+fn signed(secret: &str, id: &str, body: &[u8]) -> HeaderMap {
+    Signer::new(secret)
+        .expect("a signer")
+        .sign(id, body)
+        .header_map()
+        .expect("valid headers")
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_delivery_is_forwarded_once_with_its_headers_and_label() {
+    let (url, upstream) = start_upstream(&[]).await;
+    let sidecar = Sidecar::start(&url, 10);
+    let body = br#"{"type":"thread.completed"}"#;
+    let mut headers = signed(SECRET, "dlv_fwd_1", body);
+    for (name, value) in [
+        ("connection", "keep-alive, x-hop"),
+        ("x-hop", "only for the next hop"),
+        ("keep-alive", "timeout=5"),
+        ("x-hookverify-secret-label", "forged-by-the-sender"),
+        ("x-custom", "kept"),
+        ("content-type", "application/json"),
+    ] {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+
+    // The control: sent straight to an upstream, the hop-by-hop headers do arrive.
+    let (control_url, control) = start_upstream(&[]).await;
+    let mut direct = Request::builder()
+        .method("POST")
+        .uri(&control_url)
+        .body(Full::new(Bytes::from_static(body)))
+        .expect("a valid request");
+    direct.headers_mut().extend(headers.clone());
+    assert_eq!(
+        exchange(&sidecar.client, direct).await.0,
+        StatusCode::CREATED
+    );
+    let (direct_headers, _) = &control.seen()[0];
+    for name in ["x-hop", "keep-alive"] {
+        assert!(
+            direct_headers.contains_key(name),
+            "the control lacks {name}"
+        );
+    }
+
+    // Through the sidecar: the upstream's answer is relayed.
+    assert_eq!(
+        sidecar.post(headers.clone(), body).await,
+        (StatusCode::CREATED, "accepted".into())
+    );
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 1);
+    let (forwarded, forwarded_body) = &seen[0];
+    assert_eq!(forwarded_body.as_ref(), body);
+    for name in [
+        "x-agent-signature",
+        "x-agent-timestamp",
+        "x-agent-delivery-id",
+        "x-custom",
+        "content-type",
+    ] {
+        assert_eq!(
+            header(forwarded, name),
+            header(&headers, name),
+            "{name} is forwarded as sent"
+        );
+    }
+    assert_eq!(header(forwarded, "x-hookverify-secret-label"), Some("test"));
+    assert_eq!(
+        forwarded
+            .get_all("x-hookverify-secret-label")
+            .iter()
+            .count(),
+        1
+    );
+    for name in ["x-hop", "keep-alive"] {
+        assert!(!forwarded.contains_key(name), "{name} was forwarded");
+    }
+
+    // The provider's retry of a completed delivery: acknowledged, not forwarded again.
+    assert_eq!(
+        sidecar.post(headers, body).await,
+        (StatusCode::OK, "duplicate".into())
+    );
+    // A forgery and an unsigned request: refused, not forwarded.
+    let forged = signed("whsec_not_the_secret", "dlv_fwd_2", body);
+    assert_eq!(sidecar.post(forged, body).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        sidecar.post(HeaderMap::new(), body).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(upstream.seen().len(), 1, "forwarded once in all");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_500_releases_and_the_retry_is_forwarded_again() {
+    let (url, upstream) = start_upstream(&[Action::Status(500)]).await;
+    let sidecar = Sidecar::start(&url, 10);
+    let body = br#"{"type":"turn.failed"}"#;
+    assert_eq!(
+        sidecar
+            .post(signed(SECRET, "dlv_fwd_500", body), body)
+            .await,
+        (StatusCode::BAD_GATEWAY, "upstream_status".into())
+    );
+    // The provider's retry, signed again under the same id.
+    assert_eq!(
+        sidecar
+            .post(signed(SECRET, "dlv_fwd_500", body), body)
+            .await,
+        (StatusCode::CREATED, "accepted".into())
+    );
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(
+        seen.iter()
+            .all(|(headers, _)| header(headers, "x-agent-delivery-id") == Some("dlv_fwd_500"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_upstream_times_out_and_releases() {
+    let (url, upstream) = start_upstream(&[Action::Hang(Duration::from_secs(30))]).await;
+    let sidecar = Sidecar::start(&url, 1);
+    let body = br#"{"type":"agent.created"}"#;
+    let started = Instant::now();
+    assert_eq!(
+        sidecar
+            .post(signed(SECRET, "dlv_fwd_slow", body), body)
+            .await,
+        (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout".into())
+    );
+    // Given up at --forward-timeout, well before the provider's 10 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        sidecar
+            .post(signed(SECRET, "dlv_fwd_slow", body), body)
+            .await,
+        (StatusCode::CREATED, "accepted".into())
+    );
+    assert_eq!(upstream.seen().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_upstream_answers_503_and_releases() {
+    // A port that was free a moment ago: connection refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let sidecar = Sidecar::start(&format!("http://127.0.0.1:{port}/events"), 10);
+    let body = br#"{"type":"webhook.test"}"#;
+    for _ in 0..2 {
+        // Twice 503, never 429: the first attempt's claim was released.
+        assert_eq!(
+            sidecar
+                .post(signed(SECRET, "dlv_fwd_down", body), body)
+                .await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream_unavailable".into()
+            )
+        );
+    }
+}
+
+#[test]
+fn forward_options_are_checked() {
+    for (args, expected) in [
+        (&["--forward", "ftp://127.0.0.1/"][..], "--forward"),
+        (&["--forward-timeout", "5"][..], "--forward"),
+        (
+            &["--forward", "http://127.0.0.1:1/", "--forward-timeout", "0"][..],
+            "--forward-timeout",
+        ),
+    ] {
+        let output = Command::new(BIN)
+            .args(["serve", "--addr", "127.0.0.1:0", "--secret", "whsec_x"])
+            .args(args)
+            .env_remove("HOOKVERIFY_SECRET")
+            .output()
+            .expect("run hookverify serve");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
