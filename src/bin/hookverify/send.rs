@@ -178,7 +178,7 @@ pub(crate) fn run(args: SendArgs) -> Result<(), Failure> {
             )));
         }
     };
-    let signer = Signing::new(method, secret, args.scheme.header_names())
+    let signer = Signing::new(method, secret, args.scheme.header_names().map_err(usage)?)
         .map_err(|error| usage(error.to_string()))?;
     if let Some(id) = &args.id {
         DeliveryId::parse(id.as_bytes()).map_err(|reason| usage(format!("--id: {reason}")))?;

@@ -113,7 +113,7 @@ pub(crate) fn run(args: VerifyArgs) -> Result<(), Failure> {
     let explain = args.explain || args.json;
     let input = Input {
         method,
-        names: args.scheme.header_names(),
+        names: args.scheme.header_names().map_err(usage)?,
         secrets: &secrets,
         now,
         tolerance: Duration::seconds(i64::from(args.tolerance)),
