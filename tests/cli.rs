@@ -314,7 +314,10 @@ async fn serve_without_a_secret_generates_one_and_prints_a_round_trip() {
     assert!(secrets.iter().all(|s| *s == secrets[0]), "{banner}");
     let secret = secrets[0];
     assert_eq!(secret.len(), "whsec_".len() + 64);
-    assert!(banner.contains("sign --file body.json"), "{banner}");
+    assert!(
+        banner.contains("sign --scheme hmac_sha256 --file body.json"),
+        "{banner}"
+    );
     assert!(
         banner.contains("curl -sS -H @- --data-binary @body.json"),
         "{banner}"

@@ -16,8 +16,12 @@ use clap::{Parser, Subcommand};
 
 #[path = "hookverify/chaos.rs"]
 mod chaos;
+#[path = "hookverify/endpoints.rs"]
+mod endpoints;
 #[path = "hookverify/load.rs"]
 mod load;
+#[path = "hookverify/metrics.rs"]
+mod metrics;
 #[path = "hookverify/options.rs"]
 mod options;
 #[path = "hookverify/samples.rs"]
