@@ -477,3 +477,73 @@ fn secret_from(variable: &str, index: usize) -> Result<(String, String), String>
 fn header_name(field: &str, name: &str) -> Result<HeaderName, String> {
     HeaderName::try_from(name).map_err(|_| format!("{field}: {name:?} is not a valid header name"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(text: &str) -> Result<EndpointSpec, String> {
+        let file: FileSpec = toml::from_str(text).map_err(|e| describe_toml_error(text, &e))?;
+        file.endpoints
+            .into_iter()
+            .next()
+            .ok_or_else(|| "none".into())
+    }
+
+    fn built(extra: &str) -> Result<Endpoint, String> {
+        endpoint(spec(&format!(
+            "[[endpoint]]\npath = \"/hooks/fleet-a\"\nscheme = \"none\"\n{extra}"
+        ))?)
+    }
+
+    #[test]
+    fn every_api_version_form() -> Result<(), String> {
+        let policy = |extra: &str| -> Result<ApiVersionPolicy, String> {
+            let endpoint = built(extra)?;
+            let events = endpoint.events.ok_or("no event config")?;
+            Ok(events.api_version_policy().clone())
+        };
+        assert_eq!(
+            policy("api_version = \"any\"")?,
+            ApiVersionPolicy::AcceptAny
+        );
+        assert_eq!(
+            policy("api_version = { accept = [\"a\", \"b\"] }")?,
+            ApiVersionPolicy::accept(["a", "b"])
+        );
+        assert_eq!(
+            policy("api_version = { warn = [\"a\"] }")?,
+            ApiVersionPolicy::warn(["a"])
+        );
+        // Events alone: every version.
+        assert_eq!(policy("events = [\"x\"]")?, ApiVersionPolicy::AcceptAny);
+        assert!(built("")?.events.is_none());
+        assert!(built("api_version = \"some\"").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn names_default_to_the_last_segment_and_must_be_namespaces() -> Result<(), String> {
+        assert_eq!(built("")?.name, "fleet-a");
+        assert_eq!(built("name = \"billing.v2\"")?.name, "billing.v2");
+        let error = built("name = \"a:b\"").err().ok_or("accepted a:b")?;
+        assert!(error.contains("must be 1 to 64"), "{error}");
+        let root = endpoint(spec("[[endpoint]]\npath = \"/\"\nscheme = \"none\"\n")?);
+        assert!(root.err().is_some_and(|e| e.contains("set `name`")));
+        let bad = built("tolerance = 86401").err().ok_or("accepted")?;
+        assert!(bad.contains("tolerance"), "{bad}");
+        Ok(())
+    }
+
+    #[test]
+    fn toml_errors_leave_quoted_values_out() {
+        let text = "[[endpoint]]\npath = \"/x\"\nsecrets = \"whsec_pasted_here\"\n";
+        let error = spec(text).err().unwrap_or_default();
+        assert!(error.starts_with("line 3, column 11:"), "{error}");
+        assert!(!error.contains("whsec_pasted_here"), "{error}");
+        let text = "[[endpoint]]\npath = \"/x\"\nsecret = \"whsec_pasted_here\"\n";
+        let error = spec(text).err().unwrap_or_default();
+        assert!(error.contains("unknown field `secret`"), "{error}");
+        assert!(!error.contains("whsec_pasted_here"), "{error}");
+    }
+}
