@@ -10,6 +10,7 @@ use std::fmt;
 use std::future::Future;
 use std::num::NonZeroUsize;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -97,6 +98,9 @@ pub struct Subscriptions<S> {
     source: Arc<dyn SubscriptionSource>,
     base: Receiver<S>,
     cache: Mutex<LruCache<String, (Receiver<S>, Instant)>>,
+    /// Bumped by every invalidation (under the cache's lock), so that an answer the source gave
+    /// before an invalidation is not cached after it.
+    generation: AtomicU64,
     ttl: Duration,
 }
 
@@ -110,6 +114,7 @@ impl<S: DeliveryStore> Subscriptions<S> {
             source: Arc::new(source),
             base,
             cache: Mutex::new(LruCache::new(capacity)),
+            generation: AtomicU64::new(0),
             ttl: DEFAULT_CACHE_TTL,
         }
     }
@@ -129,9 +134,14 @@ impl<S: DeliveryStore> Subscriptions<S> {
         self
     }
 
-    /// Forgets what the source said about `subscription`: call it on a rotation.
+    /// Forgets what the source said about `subscription`: call it on a rotation, once the
+    /// source gives the new answer. A lookup that was already asking the source when this was
+    /// called uses what it got for its own request but does not cache it, so the next request
+    /// asks the source again.
     pub fn invalidate(&self, subscription: &str) {
-        self.lock().pop(subscription);
+        let mut cache = self.lock();
+        cache.pop(subscription);
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// The receiver of `subscription`: from the cache, else from the source.
@@ -143,6 +153,7 @@ impl<S: DeliveryStore> Subscriptions<S> {
         {
             return Ok(receiver.clone());
         }
+        let generation = self.generation.load(Ordering::Acquire);
         let verifier = self
             .source
             .verifier(subscription)
@@ -150,8 +161,12 @@ impl<S: DeliveryStore> Subscriptions<S> {
             .map_err(ReceiveError::SourceUnavailable)?
             .ok_or_else(unknown)?;
         let receiver = self.base.for_subscription(verifier, namespace);
-        self.lock()
-            .put(subscription.to_owned(), (receiver.clone(), Instant::now()));
+        let mut cache = self.lock();
+        // Compared under the lock that `invalidate` bumps it under: an invalidation since the
+        // source was asked may have made this answer stale.
+        if self.generation.load(Ordering::Relaxed) == generation {
+            cache.put(subscription.to_owned(), (receiver.clone(), Instant::now()));
+        }
         Ok(receiver)
     }
 

@@ -143,6 +143,9 @@ impl<St> VerifyLayer<St> {
     /// source that cannot answer 503, both before the body is read. Each subscription's key is
     /// its metrics and log `endpoint`.
     ///
+    /// Pass an `Arc<Subscriptions>` and keep a clone of it to call
+    /// [`invalidate`](Subscriptions::invalidate) on a rotation (a value is taken as well).
+    ///
     /// ```
     /// use std::collections::HashMap;
     /// use std::num::NonZeroUsize;
@@ -168,12 +171,15 @@ impl<St> VerifyLayer<St> {
     ///     .route("/webhooks/{subscription}", post(on_event).route_layer(layer));
     /// # Ok::<(), hookverify::ConfigError>(())
     /// ```
-    pub fn subscriptions(subscriptions: Subscriptions<St>, key: SubscriptionKey) -> Self
+    pub fn subscriptions(
+        subscriptions: impl Into<Arc<Subscriptions<St>>>,
+        key: SubscriptionKey,
+    ) -> Self
     where
         St: DeliveryStore,
     {
         Self::with(Receivers::Many {
-            subscriptions: Arc::new(subscriptions),
+            subscriptions: subscriptions.into(),
             key,
         })
     }

@@ -22,12 +22,16 @@ use clap::{Parser, Subcommand};
 
 #[path = "hookverify/chaos.rs"]
 mod chaos;
+#[path = "hookverify/endpoints.rs"]
+mod endpoints;
 #[path = "hookverify/explain.rs"]
 mod explain;
 #[path = "hookverify/forward.rs"]
 mod forward;
 #[path = "hookverify/load.rs"]
 mod load;
+#[path = "hookverify/metrics.rs"]
+mod metrics;
 #[path = "hookverify/options.rs"]
 mod options;
 #[path = "hookverify/reencode.rs"]

@@ -33,6 +33,8 @@ use tracing_subscriber::filter::LevelFilter;
 
 use crate::Failure;
 use crate::forward::{ForwardArgs, Forwarder};
+use crate::endpoints::Endpoints;
+use crate::metrics;
 use crate::options::{StoreChoice, StoreUrl, check_path, parse_store, redact};
 use crate::scheme::SchemeArgs;
 use crate::secrets;
@@ -167,6 +169,21 @@ pub(crate) struct ServeArgs {
 
     #[command(flatten)]
     forward: ForwardArgs,
+    /// Serve many endpoints from a TOML file: for each [[endpoint]], its `path`, `scheme`,
+    /// `secrets` (names of environment variables, never secrets), `tolerance`, `events` handled
+    /// and `api_version` policy. Read again on SIGHUP: the new file takes effect whole, requests
+    /// in flight finish under the old one, and an invalid file keeps the old one (logged). An
+    /// unknown path gets 404. See the README for the format
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "secrets", "scheme", "signature_header", "timestamp_header", "id_header", "tolerance", "path",
+    ])]
+    endpoints: Option<std::path::PathBuf>,
+
+    /// Serve the hookverify_* metrics in the Prometheus text format at http://IP:PORT/metrics;
+    /// port 0 picks a free port. Once bound, `metrics on http://IP:PORT/metrics` is printed on
+    /// stderr
+    #[arg(long, value_name = "IP:PORT")]
+    metrics: Option<SocketAddr>,
 }
 
 /// Everything checked, before any runtime starts or any port is bound.
@@ -185,6 +202,8 @@ struct Config {
     limits: Limits,
     /// With --forward: the handler forwards instead of printing.
     forward: Option<Forwarder>,
+    endpoints: Option<Arc<Endpoints>>,
+    metrics: Option<SocketAddr>,
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
@@ -213,10 +232,19 @@ fn configure(args: ServeArgs) -> Result<(Config, StoreChoice), Failure> {
         check_path(path).map_err(usage)?;
     }
 
+    let endpoints = match &args.endpoints {
+        Some(file) => Some(Arc::new(Endpoints::load(file).map_err(usage)?)),
+        None => None,
+    };
+
     let method = args.scheme.scheme;
-    let mut secrets = secrets::labelled(secrets::collect(&args.secrets).map_err(usage)?);
+    let mut secrets = match endpoints {
+        // Each endpoint names its own; HOOKVERIFY_SECRET does not apply.
+        Some(_) => Vec::new(),
+        None => secrets::labelled(secrets::collect(&args.secrets).map_err(usage)?),
+    };
     let mut generated = None;
-    if secrets.is_empty() && method != Method::None {
+    if secrets.is_empty() && method != Method::None && endpoints.is_none() {
         let secret = secrets::generate(method).map_err(Failure::runtime)?;
         secrets.push(Secret::new(GENERATED_LABEL, secret.clone()));
         generated = Some(secret);
@@ -229,7 +257,11 @@ fn configure(args: ServeArgs) -> Result<(Config, StoreChoice), Failure> {
     if let Some(names) = args.scheme.header_names().map_err(usage)? {
         verifier = verifier.header_names(names);
     }
-    let verifier = verifier.build().map_err(|error| usage(error.to_string()))?;
+    let verifier = match &endpoints {
+        // The base receiver's verifier is never used: each endpoint has its own.
+        Some(endpoints) => endpoints.any_verifier(),
+        None => verifier.build().map_err(|error| usage(error.to_string()))?,
+    };
 
     let config = Config {
         addr: args.addr,
@@ -249,6 +281,8 @@ fn configure(args: ServeArgs) -> Result<(Config, StoreChoice), Failure> {
             max_body: args.max_body,
         },
         forward: args.forward.forwarder().map_err(usage)?,
+        endpoints,
+        metrics: args.metrics,
     };
     Ok((config, store))
 }
@@ -353,15 +387,13 @@ async fn serve_with<S: DeliveryStore>(
         .local_addr()
         .map_err(|error| Failure::runtime(format!("could not read the bound address: {error}")))?;
 
+    if let Some(addr) = config.metrics {
+        let local = metrics::start(addr).await?;
+        eprintln!("metrics on http://{local}/metrics");
+    }
+
     let receiver = Receiver::<S>::new(config.verifier, store);
-    // The layer bounds the body: it answers 408 and closes the connection.
-    let layer = VerifyLayer::new(receiver)
-        .max_body(config.max_body)
-        .body_timeout(config.body_timeout)
-        .map_err(|error| Failure::usage("serve", format!("--body-timeout: {error}")))?;
-    // `MethodRouter::route_layer` wraps the POST handler only: an unknown path (404) or method
-    // (405) is answered without verification.
-    let route = match config.forward.clone() {
+    let mut route = match config.forward.clone() {
         Some(forwarder) => {
             tracing::info!(
                 upstream = forwarder.describe(),
@@ -370,8 +402,23 @@ async fn serve_with<S: DeliveryStore>(
             forwarder.route()
         }
         None => post(deliver),
-    }
-    .route_layer(layer);
+    };
+    let layer = match &config.endpoints {
+        // One layer for every endpoint: the request's path picks its configuration.
+        Some(endpoints) => {
+            route = endpoints.with_events(route);
+            endpoints.layer(receiver).map_err(Failure::runtime)?
+        }
+        None => VerifyLayer::new(receiver),
+    };
+    // The layer bounds the body: it answers 408 and closes the connection.
+    let layer = layer
+        .max_body(config.max_body)
+        .body_timeout(config.body_timeout)
+        .map_err(|error| Failure::usage("serve", format!("--body-timeout: {error}")))?;
+    // `MethodRouter::route_layer` wraps the POST handler only: an unknown path (404) or method
+    // (405) is answered without verification.
+    let route = route.route_layer(layer);
     let app = match &config.path {
         Some(path) => Router::new().route(path, route),
         None => Router::new()
@@ -398,14 +445,17 @@ async fn serve_with<S: DeliveryStore>(
             local.ip()
         );
     }
-    tracing::info!(
-        scheme = config.method.name(),
-        secrets = ?config.labels,
-        max_body = config.max_body,
-        store = store_label,
-        path = config.path.as_deref().unwrap_or("any"),
-        "receiver ready"
-    );
+    match &config.endpoints {
+        Some(endpoints) => endpoints.log_ready(config.max_body, store_label),
+        None => tracing::info!(
+            scheme = config.method.name(),
+            secrets = ?config.labels,
+            max_body = config.max_body,
+            store = store_label,
+            path = config.path.as_deref().unwrap_or("any"),
+            "receiver ready"
+        ),
+    }
     eprintln!("listening on http://{local}");
 
     server::serve(listener, app, config.limits, async move {

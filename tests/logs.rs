@@ -1,0 +1,160 @@
+//! What the layer logs about a rejection, read back from a `tracing` subscriber writing to a
+//! buffer: the kind, the delivery id, the endpoint and the client address, never the secret or
+//! a signature.
+//!
+//! The subscriber is global (the server runs on other threads), so this binary holds one test.
+#![cfg(feature = "axum")]
+
+use std::io;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::post;
+use bytes::Bytes;
+use hookverify::axum::{ClientAddr, VerifiedDelivery, VerifyLayer};
+use hookverify::{ManualClock, MemoryStore, Receiver, Signer, Verifier};
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tower::util::MapRequestLayer;
+
+const NOW: i64 = 1_764_000_000;
+const SECRET: &str = "whsec_logs_secret_never_printed";
+
+/// Everything the subscriber writes.
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Buffer {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Buffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("not poisoned")).into_owned()
+    }
+}
+
+async fn post_to(addr: SocketAddr, headers: &HeaderMap, body: &[u8]) -> (StatusCode, String) {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut request = Request::post(format!("http://{addr}/hook"))
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .expect("request");
+    request.headers_mut().extend(headers.clone());
+    let response = client.request(request).await.expect("response");
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_is_logged_with_its_context_and_no_secret() {
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .init();
+
+    let clock = Arc::new(ManualClock::from_unix(NOW).expect("in range"));
+    let verifier = Verifier::builder()
+        .secret("current", SECRET)
+        .clock(Arc::clone(&clock))
+        .build()
+        .expect("verifier");
+    let store = MemoryStore::with_clock(
+        NonZeroUsize::new(1_000).expect("non-zero"),
+        Arc::clone(&clock),
+    );
+    let layer = VerifyLayer::new(Receiver::new(verifier, store)).endpoint("agent-prod");
+    // What `serve` does for each connection: the peer's address, for the layer's logs.
+    let client: SocketAddr = "203.0.113.7:4242".parse().expect("address");
+    let app = Router::new()
+        .route(
+            "/hook",
+            post(|_: VerifiedDelivery| async { "ok" }).route_layer(layer),
+        )
+        .layer(MapRequestLayer::new(move |mut request: Request<Body>| {
+            request.extensions_mut().insert(ClientAddr(client));
+            request
+        }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let genuine = Signer::new(SECRET)
+        .expect("signer")
+        .clock(Arc::clone(&clock));
+    let forger = Signer::new("whsec_a_guess")
+        .expect("signer")
+        .clock(Arc::clone(&clock));
+    let body = br#"{"type":"thread.completed"}"#;
+    let forged = forger.sign("dlv_forged_7", body);
+    let expected = genuine.sign("dlv_forged_7", body);
+    assert_ne!(forged.signature(), expected.signature());
+    let (status, answer) = post_to(addr, &forged.header_map().expect("headers"), body).await;
+    assert_eq!(
+        (status, answer.as_str()),
+        (StatusCode::UNAUTHORIZED, "signature_mismatch")
+    );
+    let stale = genuine
+        .sign_with_timestamp("dlv_stale_8", &(NOW - 3_600).to_string(), body)
+        .header_map()
+        .expect("headers");
+    assert_eq!(
+        post_to(addr, &stale, body).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let logs = buffer.text();
+    let warnings: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("WARN") && line.contains("webhook rejected"))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{logs}");
+    for (line, kind, id) in [
+        (warnings[0], "signature_mismatch", "dlv_forged_7"),
+        (warnings[1], "timestamp_out_of_tolerance", "dlv_stale_8"),
+    ] {
+        for part in [
+            format!("kind=\"{kind}\""),
+            format!("delivery_id=\"{id}\""),
+            "endpoint=\"agent-prod\"".to_owned(),
+            "client=203.0.113.7:4242".to_owned(),
+        ] {
+            assert!(line.contains(&part), "{part} missing from: {line}");
+        }
+    }
+    // Neither the secret, nor the signature sent, nor the one expected, nor their hex alone.
+    for secret in [
+        SECRET,
+        forged.signature(),
+        expected.signature(),
+        forged.signature().trim_start_matches("sha256="),
+        expected.signature().trim_start_matches("sha256="),
+    ] {
+        assert!(!logs.contains(secret), "{secret} in the logs:\n{logs}");
+    }
+}
