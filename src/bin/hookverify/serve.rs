@@ -32,8 +32,8 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
 use crate::Failure;
-use crate::forward::{ForwardArgs, Forwarder};
 use crate::endpoints::Endpoints;
+use crate::forward::{ForwardArgs, Forwarder};
 use crate::metrics;
 use crate::options::{StoreChoice, StoreUrl, check_path, parse_store, redact};
 use crate::scheme::SchemeArgs;
