@@ -143,7 +143,7 @@ where
             .ok_or(EventRejection::MissingLayer)?;
         let config = EventConfig::from_ref(state);
         // The span puts the delivery id on what is logged about the event.
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             target: "hookverify",
             "event",
             delivery_id = delivery.delivery_id()

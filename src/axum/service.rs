@@ -139,7 +139,10 @@ where
         }
     };
     let context = Context::new(&config, Some(&receiver), client, endpoint);
-    let span = tracing::info_span!(
+    // At debug: under a formatting subscriber at info, a span per request would cost more than
+    // the rest of the layer (BENCHMARKS.md); rejections and duplicates carry their context as
+    // fields anyway.
+    let span = tracing::debug_span!(
         target: "hookverify",
         "delivery",
         endpoint = context.endpoint.as_deref(),
