@@ -197,7 +197,8 @@ pub enum Malformed {
     },
     /// The signature header holds only separators.
     NoSignature,
-    /// The signature header carries more than [`MAX_SIGNATURES`](crate::MAX_SIGNATURES).
+    /// The signature header carries more than [`MAX_SIGNATURES`](crate::MAX_SIGNATURES), or
+    /// more than 256 bytes of them (four Ed25519 signatures).
     TooManySignatures,
     /// A signature does not start with the method's prefix (`sha256=`, `v0=`, `v1,` ...).
     MissingPrefix {
@@ -244,9 +245,11 @@ impl fmt::Display for Malformed {
             Self::Empty => f.write_str("empty"),
             Self::TooLong { limit } => write!(f, "longer than {limit} bytes"),
             Self::NoSignature => f.write_str("no signature"),
-            Self::TooManySignatures => {
-                write!(f, "more than {} signatures", crate::MAX_SIGNATURES)
-            }
+            Self::TooManySignatures => write!(
+                f,
+                "more than {} signatures, or more than 256 bytes of them",
+                crate::MAX_SIGNATURES
+            ),
             Self::MissingPrefix { prefix } => {
                 let prefix = String::from_utf8_lossy(prefix);
                 write!(f, "a signature does not start with {prefix}")

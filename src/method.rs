@@ -110,22 +110,6 @@ pub(crate) enum Alg {
     TokenDigest,
 }
 
-/// What a credential header carried: the signatures, and for Stripe the timestamp inside it.
-#[derive(Debug, Default)]
-pub(crate) struct Credentials<'a> {
-    pub(crate) signatures: Signatures,
-    pub(crate) timestamp: Option<&'a [u8]>,
-}
-
-impl From<Signatures> for Credentials<'_> {
-    fn from(signatures: Signatures) -> Self {
-        Self {
-            signatures,
-            timestamp: None,
-        }
-    }
-}
-
 impl Method {
     /// Every method, in the order of the table above.
     pub const ALL: [Self; 9] = [
@@ -203,24 +187,30 @@ impl Method {
         }
     }
 
-    /// Parses the credential header, at most [`MAX_SIGNATURE_HEADER_LEN`] bytes.
-    pub(crate) fn parse_credentials(self, value: &[u8]) -> Result<Credentials<'_>, Malformed> {
+    /// Parses the credential header, at most [`MAX_SIGNATURE_HEADER_LEN`] bytes, into
+    /// `signatures`; answers the timestamp the header itself carries (Stripe's `t`).
+    pub(crate) fn parse_credentials<'a>(
+        self,
+        value: &'a [u8],
+        signatures: &mut Signatures,
+    ) -> Result<Option<&'a [u8]>, Malformed> {
         if value.len() > MAX_SIGNATURE_HEADER_LEN {
             return Err(Malformed::TooLong {
                 limit: MAX_SIGNATURE_HEADER_LEN,
             });
         }
         match self {
-            Self::HmacSha256 => agent::parse(value, Alg::HmacSha256).map(Credentials::from),
-            Self::HmacSha1 => agent::parse(value, Alg::HmacSha1).map(Credentials::from),
-            Self::Bearer => token::parse_bearer(value).map(Credentials::from),
-            Self::BasicAuth => token::parse_basic(value).map(Credentials::from),
-            Self::None => Ok(Signatures::default().into()),
-            Self::StandardWebhooks => standard_webhooks::parse(value).map(Credentials::from),
-            Self::Stripe => stripe::parse(value),
-            Self::GitHub => github::parse(value).map(Credentials::from),
-            Self::Slack => slack::parse(value).map(Credentials::from),
+            Self::HmacSha256 => agent::parse(value, Alg::HmacSha256, signatures)?,
+            Self::HmacSha1 => agent::parse(value, Alg::HmacSha1, signatures)?,
+            Self::Bearer => token::parse_bearer(value, signatures)?,
+            Self::BasicAuth => token::parse_basic(value, signatures)?,
+            Self::None => {}
+            Self::StandardWebhooks => standard_webhooks::parse(value, signatures)?,
+            Self::Stripe => return stripe::parse(value, signatures).map(Some),
+            Self::GitHub => github::parse(value, signatures)?,
+            Self::Slack => slack::parse(value, signatures)?,
         }
+        Ok(None)
     }
 
     /// The signed bytes that come before the body, in pieces: the delivery id and timestamp

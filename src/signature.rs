@@ -8,7 +8,8 @@ use subtle::ConstantTimeEq;
 use crate::error::Malformed;
 use crate::method::Alg;
 
-/// Most signatures one header may carry (a provider rotating secrets sends one per secret).
+/// Most signatures one header may carry (a provider rotating secrets sends one per secret); they
+/// may also take at most 256 bytes in all, which allows four 64-byte Ed25519 signatures.
 pub const MAX_SIGNATURES: usize = 8;
 
 /// Longest credential header accepted; longer ones are rejected before any parsing.
@@ -56,22 +57,27 @@ impl fmt::Debug for Tag {
     }
 }
 
-/// The signatures one header carried, each with its algorithm; at most [`MAX_SIGNATURES`],
-/// held inline (in plain arrays, which start zeroed in one stroke).
+/// The signatures one header carried, each with its algorithm, decoded back to back: at most
+/// [`MAX_SIGNATURES`] of them and [`SIGNATURE_BYTES`] bytes in all (eight HMAC-SHA256 tags, or
+/// four Ed25519 signatures), held inline.
 #[derive(Clone, Copy)]
 pub(crate) struct Signatures {
+    bytes: [u8; SIGNATURE_BYTES],
+    /// Where each signature ends in `bytes`; the first starts at 0.
+    ends: [u16; MAX_SIGNATURES],
     algs: [Alg; MAX_SIGNATURES],
-    lens: [u8; MAX_SIGNATURES],
-    bytes: [[u8; MAX_TAG_LEN]; MAX_SIGNATURES],
     len: usize,
 }
+
+/// Room for the decoded signatures of one header.
+pub(crate) const SIGNATURE_BYTES: usize = 256;
 
 impl Default for Signatures {
     fn default() -> Self {
         Self {
+            bytes: [0; SIGNATURE_BYTES],
+            ends: [0; MAX_SIGNATURES],
             algs: [Alg::HmacSha256; MAX_SIGNATURES],
-            lens: [0; MAX_SIGNATURES],
-            bytes: [[0; MAX_TAG_LEN]; MAX_SIGNATURES],
             len: 0,
         }
     }
@@ -85,16 +91,29 @@ impl Signatures {
         alg: Alg,
         decode: impl FnOnce(&mut [u8; MAX_TAG_LEN]) -> Result<usize, Malformed>,
     ) -> Result<(), Malformed> {
-        let index = self.len;
-        let buffer = self
-            .bytes
-            .get_mut(index)
-            .ok_or(Malformed::TooManySignatures)?;
-        // At most 64: the buffer's length.
-        self.lens[index] = decode(buffer)?.min(MAX_TAG_LEN) as u8;
-        self.algs[index] = alg;
+        if self.len == MAX_SIGNATURES {
+            return Err(Malformed::TooManySignatures);
+        }
+        let mut decoded = [0u8; MAX_TAG_LEN];
+        let written = decode(&mut decoded)?.min(MAX_TAG_LEN);
+        let start = self.end(self.len);
+        let end = start + written;
+        self.bytes
+            .get_mut(start..end)
+            .ok_or(Malformed::TooManySignatures)?
+            .copy_from_slice(&decoded[..written]);
+        // At most 256: the buffer's length.
+        self.ends[self.len] = end as u16;
+        self.algs[self.len] = alg;
         self.len += 1;
         Ok(())
+    }
+
+    /// Where the signatures before `index` end.
+    fn end(&self, index: usize) -> usize {
+        index
+            .checked_sub(1)
+            .map_or(0, |last| usize::from(self.ends[last]))
     }
 
     /// Adds a signature given as exactly `digest_len` bytes of hex (either case).
@@ -123,12 +142,12 @@ impl Signatures {
     /// Parses a list of `prefix` + hex digest entries (either case), separated by commas or
     /// spaces: one to eight of them, each exactly `digest_len` bytes.
     pub(crate) fn parse_hex_list(
+        &mut self,
         value: &[u8],
         prefix: &'static [u8],
         alg: Alg,
         digest_len: usize,
-    ) -> Result<Self, Malformed> {
-        let mut signatures = Self::default();
+    ) -> Result<(), Malformed> {
         let entries = value
             .split(|&byte| byte == b',' || byte == b' ')
             .filter(|entry| !entry.is_empty());
@@ -136,12 +155,12 @@ impl Signatures {
             let digits = entry
                 .strip_prefix(prefix)
                 .ok_or(Malformed::MissingPrefix { prefix })?;
-            signatures.push_hex(alg, digits, digest_len)?;
+            self.push_hex(alg, digits, digest_len)?;
         }
-        if signatures.is_empty() {
+        if self.is_empty() {
             return Err(Malformed::NoSignature);
         }
-        Ok(signatures)
+        Ok(())
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -152,7 +171,7 @@ impl Signatures {
     pub(crate) fn of(&self, alg: Alg) -> impl Iterator<Item = &[u8]> {
         (0..self.len)
             .filter(move |&index| self.algs[index] == alg)
-            .map(|index| &self.bytes[index][..usize::from(self.lens[index])])
+            .map(|index| &self.bytes[self.end(index)..usize::from(self.ends[index])])
     }
 
     /// Whether `computed` equals one of the carried tags of its algorithm. Every one of them is
@@ -182,7 +201,9 @@ mod tests {
     const HEX: &str = "8b97869b180d893b6e881d048de03257b14133f990b707ba7c2a5fcd1e698826";
 
     fn parse(value: &str) -> Result<Signatures, Malformed> {
-        Signatures::parse_hex_list(value.as_bytes(), b"sha256=", Alg::HmacSha256, 32)
+        let mut signatures = Signatures::default();
+        signatures.parse_hex_list(value.as_bytes(), b"sha256=", Alg::HmacSha256, 32)?;
+        Ok(signatures)
     }
 
     fn tag(hex: &str) -> Tag {
@@ -230,7 +251,12 @@ mod tests {
             for byte in 0..=255u8 {
                 let mut value = format!("sha256={HEX}").into_bytes();
                 value[7 + position] = byte;
-                let verdict = Signatures::parse_hex_list(&value, b"sha256=", Alg::HmacSha256, 32);
+                let verdict = Signatures::default().parse_hex_list(
+                    &value,
+                    b"sha256=",
+                    Alg::HmacSha256,
+                    32,
+                );
                 // A separator splits the digest in two: too short, not "not hex".
                 let expected = byte.is_ascii_hexdigit();
                 assert_eq!(verdict.is_ok(), expected, "{byte:#04x} at {position}");

@@ -9,7 +9,7 @@ use time::{Duration, OffsetDateTime};
 use crate::clock::{Clock, SystemClock};
 use crate::delivery::DeliveryId;
 use crate::error::{ConfigError, Malformed, VerifyError};
-use crate::method::{Credentials, HeaderNames, Method};
+use crate::method::{HeaderNames, Method};
 use crate::secret::{BodyCheck, KeyedSecret, Secret};
 use crate::signature::{Signatures, Tag};
 use crate::timestamp::{self, Timestamp};
@@ -285,16 +285,16 @@ impl Verifier {
             _ => None,
         };
 
-        let credentials = match signature {
-            Some(value) => method.parse_credentials(value).map_err(|reason| {
-                VerifyError::MalformedSignature {
+        let mut signatures = Signatures::default();
+        let signed_timestamp = match signature {
+            Some(value) => method
+                .parse_credentials(value, &mut signatures)
+                .map_err(|reason| VerifyError::MalformedSignature {
                     header: names.signature.clone(),
                     reason,
-                }
-            })?,
-            None => Credentials::default(),
+                })?,
+            None => None,
         };
-        let (signatures, signed_timestamp) = (credentials.signatures, credentials.timestamp);
         // Stripe's timestamp is inside the signature header.
         let timestamp = timestamp.or(signed_timestamp.map(|value| (&names.signature, value)));
         let timestamp = timestamp

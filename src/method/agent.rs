@@ -16,9 +16,9 @@ pub(super) fn header_names() -> HeaderNames {
 }
 
 /// One to eight entries separated by commas or spaces.
-pub(super) fn parse(value: &[u8], alg: Alg) -> Result<Signatures, Malformed> {
+pub(super) fn parse(value: &[u8], alg: Alg, into: &mut Signatures) -> Result<(), Malformed> {
     match alg {
-        Alg::HmacSha1 => Signatures::parse_hex_list(value, b"sha1=", alg, 20),
-        _ => Signatures::parse_hex_list(value, b"sha256=", Alg::HmacSha256, 32),
+        Alg::HmacSha1 => into.parse_hex_list(value, b"sha1=", alg, 20),
+        _ => into.parse_hex_list(value, b"sha256=", Alg::HmacSha256, 32),
     }
 }

@@ -15,6 +15,6 @@ pub(super) fn header_names() -> HeaderNames {
     }
 }
 
-pub(super) fn parse(value: &[u8]) -> Result<Signatures, Malformed> {
-    Signatures::parse_hex_list(value, b"sha256=", Alg::HmacSha256, 32)
+pub(super) fn parse(value: &[u8], into: &mut Signatures) -> Result<(), Malformed> {
+    into.parse_hex_list(value, b"sha256=", Alg::HmacSha256, 32)
 }

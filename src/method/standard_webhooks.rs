@@ -28,8 +28,7 @@ pub(super) fn svix_header_names() -> HeaderNames {
 
 /// Entries of other versions are skipped, as the specification asks: a sender may add a
 /// version this receiver does not know beside one it does.
-pub(super) fn parse(value: &[u8]) -> Result<Signatures, Malformed> {
-    let mut signatures = Signatures::default();
+pub(super) fn parse(value: &[u8], signatures: &mut Signatures) -> Result<(), Malformed> {
     for entry in value.split(|&byte| byte == b' ').filter(|e| !e.is_empty()) {
         let (version, encoded) = entry
             .iter()
@@ -58,5 +57,5 @@ pub(super) fn parse(value: &[u8]) -> Result<Signatures, Malformed> {
     if signatures.is_empty() {
         return Err(Malformed::NoSignature);
     }
-    Ok(signatures)
+    Ok(())
 }

@@ -4,7 +4,7 @@
 
 use http::HeaderName;
 
-use super::{Alg, Credentials, HeaderNames};
+use super::{Alg, HeaderNames};
 use crate::error::Malformed;
 use crate::signature::Signatures;
 
@@ -16,10 +16,9 @@ pub(super) fn header_names() -> HeaderNames {
     }
 }
 
-/// Comma-separated `key=value` pairs: exactly one `t`, one to eight `v1`.
-pub(super) fn parse(value: &[u8]) -> Result<Credentials<'_>, Malformed> {
+/// Comma-separated `key=value` pairs: exactly one `t`, one to eight `v1`. Answers the `t`.
+pub(super) fn parse<'a>(value: &'a [u8], signatures: &mut Signatures) -> Result<&'a [u8], Malformed> {
     let mut timestamp = None;
-    let mut signatures = Signatures::default();
     for pair in value.split(|&byte| byte == b',') {
         let pair = pair.trim_ascii();
         if let Some(seconds) = pair.strip_prefix(b"t=") {
@@ -34,8 +33,5 @@ pub(super) fn parse(value: &[u8]) -> Result<Credentials<'_>, Malformed> {
     if signatures.is_empty() {
         return Err(Malformed::NoSignature);
     }
-    Ok(Credentials {
-        signatures,
-        timestamp: Some(timestamp),
-    })
+    Ok(timestamp)
 }

@@ -23,13 +23,13 @@ pub(super) fn header_names() -> HeaderNames {
 }
 
 /// `Bearer <token>`.
-pub(super) fn parse_bearer(value: &[u8]) -> Result<Signatures, Malformed> {
+pub(super) fn parse_bearer(value: &[u8], into: &mut Signatures) -> Result<(), Malformed> {
     let token = credential(value, "Bearer")?;
-    digest(token)
+    digest(token, into)
 }
 
 /// `Basic <base64 of user:password>`.
-pub(super) fn parse_basic(value: &[u8]) -> Result<Signatures, Malformed> {
+pub(super) fn parse_basic(value: &[u8], into: &mut Signatures) -> Result<(), Malformed> {
     let encoded = credential(value, "Basic")?;
     let mut decoded = Zeroizing::new([0u8; MAX_SIGNATURE_HEADER_LEN]);
     let len = STANDARD
@@ -39,7 +39,7 @@ pub(super) fn parse_basic(value: &[u8]) -> Result<Signatures, Malformed> {
     if !pair.contains(&b':') {
         return Err(Malformed::NotUserPassword);
     }
-    digest(pair)
+    digest(pair, into)
 }
 
 /// The credential after the scheme's name (compared without regard to case, as HTTP asks) and
@@ -57,11 +57,9 @@ fn credential<'a>(value: &'a [u8], scheme: &'static str) -> Result<&'a [u8], Mal
     Ok(credential)
 }
 
-fn digest(credential: &[u8]) -> Result<Signatures, Malformed> {
-    let mut signatures = Signatures::default();
-    signatures.push(Alg::TokenDigest, |out| {
+fn digest(credential: &[u8], into: &mut Signatures) -> Result<(), Malformed> {
+    into.push(Alg::TokenDigest, |out| {
         out[..32].copy_from_slice(&Sha256::digest(credential));
         Ok(32)
-    })?;
-    Ok(signatures)
+    })
 }
