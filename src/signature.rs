@@ -251,12 +251,8 @@ mod tests {
             for byte in 0..=255u8 {
                 let mut value = format!("sha256={HEX}").into_bytes();
                 value[7 + position] = byte;
-                let verdict = Signatures::default().parse_hex_list(
-                    &value,
-                    b"sha256=",
-                    Alg::HmacSha256,
-                    32,
-                );
+                let verdict =
+                    Signatures::default().parse_hex_list(&value, b"sha256=", Alg::HmacSha256, 32);
                 // A separator splits the digest in two: too short, not "not hex".
                 let expected = byte.is_ascii_hexdigit();
                 assert_eq!(verdict.is_ok(), expected, "{byte:#04x} at {position}");

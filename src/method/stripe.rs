@@ -17,7 +17,10 @@ pub(super) fn header_names() -> HeaderNames {
 }
 
 /// Comma-separated `key=value` pairs: exactly one `t`, one to eight `v1`. Answers the `t`.
-pub(super) fn parse<'a>(value: &'a [u8], signatures: &mut Signatures) -> Result<&'a [u8], Malformed> {
+pub(super) fn parse<'a>(
+    value: &'a [u8],
+    signatures: &mut Signatures,
+) -> Result<&'a [u8], Malformed> {
     let mut timestamp = None;
     for pair in value.split(|&byte| byte == b',') {
         let pair = pair.trim_ascii();
