@@ -7,15 +7,17 @@
 //!
 //! # What identifies a delivery
 //!
-//! Two keys, claimed, renewed, completed and released together in one atomic step
-//! ([`DeliveryKeys`]):
+//! Up to two keys, claimed, renewed, completed and released together in one atomic step
+//! ([`DeliveryKeys`]); which ones, the signing method says ([`Method`](crate::Method)):
 //!
 //! - the **delivery id** (when the method carries one): catches the provider's retries, which
 //!   may be signed again with a later timestamp;
 //! - the **message key**: a SHA-256 digest of the signed bytes themselves
-//!   ([`MessageDigest`]). The delivery id is not signed, so a captured request can be replayed
-//!   inside the window under a fresh id; its signed bytes are the same, whatever secret a
-//!   replica happened to match first.
+//!   ([`MessageDigest`]). For the methods whose delivery id is not signed, a captured request
+//!   can be replayed inside the window under a fresh id; its signed bytes are the same,
+//!   whatever secret a replica happened to match first. Methods that sign the id need only
+//!   the id's key, methods that sign nothing have no message to key, and methods without an id
+//!   header (Stripe, Slack) have only the message key.
 //!
 //! [`Receiver`]: crate::Receiver
 
