@@ -40,6 +40,11 @@ async fn on_delivery(delivery: VerifiedDelivery) -> StatusCode {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The layer logs rejections (kind, client, delivery id) at warn and duplicates at info,
+    // under the target `hookverify`: a subscriber prints them.
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .init();
     let secret = std::env::var("WEBHOOK_SECRET")
         .map_err(|_| "set WEBHOOK_SECRET to the secret the provider signs with")?;
 
