@@ -8,9 +8,8 @@
 #[path = "common/child.rs"]
 mod child;
 
-use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
@@ -23,43 +22,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
-use child::{KillOnDrop, TIMEOUT, drain, exchange, lines};
+use child::{KillOnDrop, TIMEOUT, command, drain, exchange, lines, run};
 
-const BIN: &str = env!("CARGO_BIN_EXE_hookverify");
 const SECRET: &str = "whsec_cli_test_secret";
 const OLD_SECRET: &str = "whsec_cli_test_old";
-
-fn command(args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .env_remove("HOOKVERIFY_SECRET")
-        .env_remove("HOOKVERIFY_STORE")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
-/// A command that is expected to exit by itself: its status, stdout and stderr.
-fn run(mut command: Command, stdin: Option<&[u8]>) -> (ExitStatus, String, String) {
-    if stdin.is_some() {
-        command.stdin(Stdio::piped());
-    }
-    let mut child = command.spawn().expect("spawn hookverify");
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin is piped");
-        pipe.write_all(input).expect("write stdin");
-    }
-    let stdout = lines(child.stdout.take().expect("stdout is piped"));
-    let stderr = lines(child.stderr.take().expect("stderr is piped"));
-    let guard = KillOnDrop(Some(child));
-    let out = drain(&stdout, "stdout").join("\n");
-    let err = drain(&stderr, "stderr").join("\n");
-    let status = guard.wait();
-    (status, out, err)
-}
 
 /// A running `hookverify serve`.
 struct Server {

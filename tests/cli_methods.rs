@@ -15,9 +15,8 @@
 mod child;
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
@@ -30,9 +29,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
-use child::{KillOnDrop, TIMEOUT, drain, exchange, lines};
-
-const BIN: &str = env!("CARGO_BIN_EXE_hookverify");
+use child::{KillOnDrop, TIMEOUT, command, drain, exchange, lines, run};
 
 /// An Ed25519 seed, to sign Standard Webhooks `v1a`, and another whose signatures are refused.
 const ED25519_SEED: &str = "whsk_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -48,37 +45,6 @@ const FIELDS: [&str; 7] = [
     "secret",
     "timestamp",
 ];
-
-fn command(args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .env_remove("HOOKVERIFY_SECRET")
-        .env_remove("HOOKVERIFY_STORE")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
-/// A command that is expected to exit by itself: its status, stdout and stderr.
-fn run(mut command: Command, stdin: Option<&[u8]>) -> (ExitStatus, String, String) {
-    if stdin.is_some() {
-        command.stdin(Stdio::piped());
-    }
-    let mut child = command.spawn().expect("spawn hookverify");
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin is piped");
-        pipe.write_all(input).expect("write stdin");
-    }
-    let stdout = lines(child.stdout.take().expect("stdout is piped"));
-    let stderr = lines(child.stderr.take().expect("stderr is piped"));
-    let guard = KillOnDrop(Some(child));
-    let out = drain(&stdout, "stdout").join("\n");
-    let err = drain(&stderr, "stderr").join("\n");
-    (guard.wait(), out, err)
-}
 
 /// A running `hookverify serve`.
 struct Server {

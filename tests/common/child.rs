@@ -5,8 +5,8 @@
 //! Include it with `#[path = "common/child.rs"] mod child;`.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ChildStderr, ChildStdout, ExitStatus};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -16,6 +16,39 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+
+/// `hookverify ARGS`, with no secret or store from the environment, logs at info, and stdout
+/// and stderr piped.
+pub(crate) fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hookverify"));
+    command
+        .args(args)
+        .env_remove("HOOKVERIFY_SECRET")
+        .env_remove("HOOKVERIFY_STORE")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// A command that is expected to exit by itself: its status, stdout and stderr.
+pub(crate) fn run(mut command: Command, stdin: Option<&[u8]>) -> (ExitStatus, String, String) {
+    if stdin.is_some() {
+        command.stdin(Stdio::piped());
+    }
+    let mut child = command.spawn().expect("spawn hookverify");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        pipe.write_all(input).expect("write stdin");
+    }
+    let stdout = lines(child.stdout.take().expect("stdout is piped"));
+    let stderr = lines(child.stderr.take().expect("stderr is piped"));
+    let guard = KillOnDrop(Some(child));
+    let out = drain(&stdout, "stdout").join("\n");
+    let err = drain(&stderr, "stderr").join("\n");
+    (guard.wait(), out, err)
+}
 
 /// The longest any single wait on a child may take before the test fails.
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(60);
