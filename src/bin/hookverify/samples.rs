@@ -9,41 +9,33 @@
 //! Every call draws fresh object ids, so two samples never have the same bytes (a receiver
 //! that dedupes on the signed bytes sees two deliveries, not a replay).
 
+use hookverify::events::EventName;
 use hookverify::time::format_description::well_known::Rfc3339;
 use hookverify::time::{Duration, OffsetDateTime};
 use serde_json::{Value, json};
 
 use crate::secrets;
 
-/// The event names of the default provider, in the order `--help` lists them.
-pub(crate) const EVENTS: [&str; 20] = [
-    "agent.created",
-    "agent.updated",
-    "agent.deleted",
-    "thread.created",
-    "thread.status.changed",
-    "thread.completed",
-    "thread.failed",
-    "turn.created",
-    "turn.completed",
-    "turn.failed",
-    "message.created",
-    "approval.requested",
-    "approval.resolved",
-    "approval.granted",
-    "schedule.created",
-    "schedule.deleted",
-    "schedule.triggered",
-    "connection.attached",
-    "connection.detached",
-    "webhook.test",
-];
+/// `--event`: one of the default provider's names ([`EventName::KNOWN`]).
+pub(crate) fn parse_event(name: &str) -> Result<String, String> {
+    if name
+        .parse::<EventName>()
+        .is_ok_and(|event| event.is_known())
+    {
+        return Ok(name.to_owned());
+    }
+    let known: Vec<&str> = EventName::KNOWN.iter().map(EventName::as_str).collect();
+    Err(format!(
+        "no sample for {name:?}; the provider's events are {}",
+        known.join(", ")
+    ))
+}
 
 /// The provider's API version the samples are written for.
 const API_VERSION: &str = "2026-11-01";
 
-/// A fresh sample body for `event` (one of [`EVENTS`]), created at `now`. Fails only if the
-/// system has no random bytes to give, or for a name not in [`EVENTS`].
+/// A fresh sample body for `event` (one of [`EventName::KNOWN`]), created at `now`. Fails only
+/// if the system has no random bytes to give, or for a name not among them.
 pub(crate) fn sample(event: &str, now: OffsetDateTime) -> Result<Vec<u8>, String> {
     let ids = Ids::new()?;
     let data = data(event, &ids, now).ok_or_else(|| format!("no sample for event {event:?}"))?;
@@ -269,7 +261,7 @@ mod tests {
     #[test]
     fn every_event_has_a_sample_in_the_envelope() -> Result<(), String> {
         let now = OffsetDateTime::from_unix_timestamp(1_764_000_000).map_err(|e| e.to_string())?;
-        for event in EVENTS {
+        for event in EventName::KNOWN.iter().map(EventName::as_str) {
             let body = sample(event, now)?;
             let value: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
             assert_eq!(value["type"], event);

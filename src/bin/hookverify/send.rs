@@ -59,8 +59,9 @@ pub(crate) struct SendArgs {
     #[command(flatten)]
     scheme: SchemeArgs,
 
-    /// Send a sample body of this event type, fresh ids in each delivery [default: webhook.test]
-    #[arg(long, value_name = "NAME", value_parser = samples::EVENTS, conflicts_with = "body")]
+    /// Send a sample body of this event type, one of the provider's 20 names (agent.created, …,
+    /// webhook.test), fresh ids in each delivery [default: webhook.test]
+    #[arg(long, value_name = "NAME", value_parser = samples::parse_event, conflicts_with = "body")]
     event: Option<String>,
 
     /// Send this file as the body, byte for byte
