@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use http::HeaderMap;
 
-use crate::error::{ConfigError, ReceiveError, VerifyError};
+use crate::error::{ConfigError, ReceiveError};
 use crate::heartbeat::{Heartbeat, Registration};
 use crate::store::{
     Claim, ClaimToken, DedupeKey, DeliveryKeys, DeliveryStore, Namespace, StoreError,
@@ -327,12 +327,11 @@ impl<S: DeliveryStore> Receiver<S> {
     pub async fn claim(&self, verified: Verified, body: &[u8]) -> Result<Outcome<S>, ReceiveError> {
         let method = self.verifier.method();
         let id = match method.dedupes_on_id() {
-            true => Some(verified.delivery_id().ok_or_else(|| {
-                let names = self.verifier.header_names();
-                VerifyError::MissingHeader {
-                    header: names.delivery_id.clone().unwrap_or(names.signature.clone()),
-                }
-            })?),
+            true => Some(
+                verified
+                    .delivery_id()
+                    .ok_or_else(|| self.verifier.missing_delivery_id())?,
+            ),
             false => None,
         };
         if let Some(unix_nanos) = verified.unix_nanos() {

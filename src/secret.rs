@@ -240,8 +240,8 @@ impl KeyedSecret {
 }
 
 /// The tag of `prefix` and `body` under a copy of `keyed`, if a carried signature equals it.
-/// (In place: the MAC state is large, and moving it through a `BodyCheck` cost more than
-/// the comparison.)
+/// Computed in place rather than through a `BodyCheck`, which would move the MAC state (a few
+/// hundred bytes) at every step (BENCHMARKS.md, issue 15).
 fn mac_verdict<M: Mac + Clone>(
     keyed: &M,
     alg: Alg,

@@ -348,6 +348,15 @@ impl Verifier {
         }
     }
 
+    /// A delivery without the id its method dedupes on: the id header is missing. (`build`
+    /// refuses header names without one for such a method.)
+    pub(crate) fn missing_delivery_id(&self) -> VerifyError {
+        let names = &self.inner.names;
+        VerifyError::MissingHeader {
+            header: names.delivery_id.clone().unwrap_or(names.signature.clone()),
+        }
+    }
+
     /// The signing method.
     pub fn method(&self) -> Method {
         self.inner.method

@@ -24,7 +24,7 @@ use super::extract::{ClientAddr, VerifiedDelivery};
 use super::layer::{Receivers, VerifyLayer};
 use super::rejection::{Rejection, plain};
 use crate::delivery::DeliveryId;
-use crate::error::{ReceiveError, VerifyError};
+use crate::error::ReceiveError;
 use crate::metrics;
 use crate::receiver::{ClaimGuard, Duplicate, Outcome, Receiver, bounded};
 use crate::store::DeliveryStore;
@@ -312,9 +312,7 @@ where
     };
     // Dedupe needs the id: refuse before the body rather than after it.
     if verifier.method().dedupes_on_id() && precheck.delivery_id().is_none() {
-        let names = verifier.header_names();
-        let header = names.delivery_id.clone().unwrap_or(names.signature.clone());
-        return Err((parts, VerifyError::MissingHeader { header }.into()));
+        return Err((parts, verifier.missing_delivery_id().into()));
     }
     if let Err(error) = check_declared_length(&parts.headers, config.max_body) {
         return Err((parts, error));
