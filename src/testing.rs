@@ -482,6 +482,27 @@ fn method_signed(
         .unwrap_or_else(|error| panic!("headers: {error}"))
 }
 
+/// Receives a delivery (it must be fresh), checks that a copy is in flight while it is held,
+/// completes it, and answers what a copy is then.
+async fn handle_then_copy<S: DeliveryStore>(
+    receiver: &Receiver<S>,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Outcome<S> {
+    let Outcome::Fresh(guard) = receive(receiver, headers, body).await else {
+        panic!("the first delivery must be fresh");
+    };
+    assert!(matches!(
+        receive(receiver, headers, body).await,
+        Outcome::Duplicate(Duplicate::InFlight)
+    ));
+    guard
+        .complete()
+        .await
+        .unwrap_or_else(|error| panic!("complete: {error}"));
+    receive(receiver, headers, body).await
+}
+
 async fn receive<S: DeliveryStore>(
     receiver: &Receiver<S>,
     headers: &http::HeaderMap,
@@ -555,19 +576,8 @@ pub async fn methods_dedupe_on_their_own_keys<S: DeliveryStore>(store: Arc<S>, n
         ns.clone(),
     );
     let headers = method_signed(Method::Bearer, token, &clock, "dlv_bearer", body);
-    let Outcome::Fresh(guard) = receive(&bearer, &headers, body).await else {
-        panic!("the first bearer delivery must be fresh");
-    };
     assert!(matches!(
-        receive(&bearer, &headers, body).await,
-        Outcome::Duplicate(Duplicate::InFlight)
-    ));
-    guard
-        .complete()
-        .await
-        .unwrap_or_else(|error| panic!("complete: {error}"));
-    assert!(matches!(
-        receive(&bearer, &headers, body).await,
+        handle_then_copy(&bearer, &headers, body).await,
         Outcome::Duplicate(Duplicate::Completed)
     ));
     let fresh_id = method_signed(Method::Bearer, token, &clock, "dlv_bearer_2", body);
@@ -579,19 +589,8 @@ pub async fn methods_dedupe_on_their_own_keys<S: DeliveryStore>(store: Arc<S>, n
     let secret = "whsec_conformance_stripe";
     let stripe = method_receiver(Method::Stripe, secret, store, &clock, ns);
     let headers = method_signed(Method::Stripe, secret, &clock, "", body);
-    let Outcome::Fresh(guard) = receive(&stripe, &headers, body).await else {
-        panic!("the first Stripe delivery must be fresh");
-    };
     assert!(matches!(
-        receive(&stripe, &headers, body).await,
-        Outcome::Duplicate(Duplicate::InFlight)
-    ));
-    guard
-        .complete()
-        .await
-        .unwrap_or_else(|error| panic!("complete: {error}"));
-    assert!(matches!(
-        receive(&stripe, &headers, body).await,
+        handle_then_copy(&stripe, &headers, body).await,
         Outcome::Duplicate(Duplicate::Replay)
     ));
     clock.advance(time::Duration::seconds(5));
