@@ -2,6 +2,9 @@
 //! the status table, and the dedupe guarantees under concurrency and failure.
 #![cfg(feature = "axum")]
 
+#[path = "common/watched.rs"]
+mod watched;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -9,6 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
+use watched::Watched;
 
 use axum::Router;
 use axum::routing::post;
@@ -443,22 +447,6 @@ async fn oversized_bodies_are_413_declared_or_chunked() {
     let response = client.request(request).await.expect("response");
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(runs.load(Ordering::SeqCst), 1);
-}
-
-/// A body that records being polled, and then ends (it is empty).
-struct Watched(Arc<AtomicBool>);
-
-impl hyper::body::Body for Watched {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0.store(true, Ordering::SeqCst);
-        Poll::Ready(None)
-    }
 }
 
 /// Cheap checks first: a request that its headers condemn (no delivery id, a malformed header,

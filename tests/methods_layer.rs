@@ -9,13 +9,14 @@
 //! handled is 429 with `Retry-After`, whatever key the method claims.
 #![cfg(feature = "axum")]
 
-use std::convert::Infallible;
+#[path = "common/watched.rs"]
+mod watched;
+
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use watched::send_watched;
 
 use axum::Router;
 use axum::routing::post;
@@ -26,10 +27,8 @@ use hookverify::{
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tower::ServiceExt;
 
 const NOW: i64 = 1_764_000_000;
 
@@ -446,45 +445,6 @@ every_method! {
     slack => Method::Slack,
 }
 
-/// A body that records being polled, and then ends (it is empty).
-struct Watched(Arc<AtomicBool>);
-
-impl hyper::body::Body for Watched {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0.store(true, Ordering::SeqCst);
-        Poll::Ready(None)
-    }
-}
-
-/// Sends `headers` with an empty body that records whether it was read: the status, the
-/// response body, and whether the request body was polled.
-async fn send_watched(app: &Router, headers: HeaderMap) -> (StatusCode, String, bool) {
-    let polled = Arc::new(AtomicBool::new(false));
-    let mut request = Request::post("/hook")
-        .body(Watched(Arc::clone(&polled)))
-        .expect("request");
-    *request.headers_mut() = headers;
-    let response = app.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (
-        status,
-        String::from_utf8_lossy(&body).into_owned(),
-        polled.load(Ordering::SeqCst),
-    )
-}
-
 /// Cheap checks first, for every method: a request refused on its headers (no delivery id where
 /// the method dedupes on it, a stale timestamp, a wrong token for the methods whose credential
 /// is a header) is answered without its body ever being polled. The last request of each
@@ -526,14 +486,14 @@ async fn refusals_on_the_headers_never_read_the_body() {
         }
         for (headers, status, kind) in refusals {
             assert_eq!(
-                send_watched(&app, headers).await,
+                send_watched(&app, "/hook", &headers).await,
                 (status, kind.to_owned(), false),
                 "{method}: {kind}"
             );
         }
         assert_eq!(runs.load(Ordering::SeqCst), 0, "{method}");
 
-        let (status, body, polled) = send_watched(&app, valid).await;
+        let (status, body, polled) = send_watched(&app, "/hook", &valid).await;
         assert_eq!(
             ((status, body), polled),
             (handled(method, "dlv_cheap", label), true),

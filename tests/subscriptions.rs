@@ -4,15 +4,16 @@
 //! `only_if` on a whole router.
 #![cfg(feature = "axum")]
 
+#[path = "common/watched.rs"]
+mod watched;
+
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
+use watched::send_watched;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -24,12 +25,10 @@ use hookverify::{
 };
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tower::ServiceExt;
 
 const NOW: i64 = 1_764_000_000;
 const SECRET_A: &str = "whsec_fleet_a";
@@ -358,44 +357,6 @@ async fn head_only(addr: SocketAddr, path: &str, headers: &HeaderMap) -> String 
     String::from_utf8_lossy(&received).into_owned()
 }
 
-/// A body that records being polled, and then ends (it is empty).
-struct Watched(Arc<AtomicBool>);
-
-impl hyper::body::Body for Watched {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0.store(true, Ordering::SeqCst);
-        Poll::Ready(None)
-    }
-}
-
-/// Sends `headers` to `path` through `app` directly, with a body that tells whether it was read.
-async fn polled(app: &Router, path: &str, headers: &HeaderMap) -> (StatusCode, String, bool) {
-    let was_polled = Arc::new(AtomicBool::new(false));
-    let mut request = Request::post(path)
-        .body(Watched(Arc::clone(&was_polled)))
-        .expect("request");
-    *request.headers_mut() = headers.clone();
-    let response = app.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (
-        status,
-        String::from_utf8_lossy(&body).into_owned(),
-        was_polled.load(Ordering::SeqCst),
-    )
-}
-
 #[tokio::test]
 async fn an_unknown_subscription_is_404_before_the_body() {
     let clock = clock();
@@ -425,14 +386,14 @@ async fn an_unknown_subscription_is_404_before_the_body() {
 
     // And the body is never polled; a known subscription's is.
     assert_eq!(
-        polled(&app, "/webhooks/nobody", &headers).await,
+        send_watched(&app, "/webhooks/nobody", &headers).await,
         (
             StatusCode::NOT_FOUND,
             "unknown_subscription".to_owned(),
             false
         )
     );
-    let (status, _, was_polled) = polled(&app, "/webhooks/fleet-a", &headers).await;
+    let (status, _, was_polled) = send_watched(&app, "/webhooks/fleet-a", &headers).await;
     assert_eq!((status, was_polled), (StatusCode::OK, true));
     assert_eq!(handled.total(), 1);
 }
@@ -456,7 +417,7 @@ async fn a_source_that_cannot_answer_is_503_and_nothing_runs() {
     );
     let answer = head_only(addr, "/webhooks/fleet-a", &headers).await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-    assert!(!polled(&app, "/webhooks/fleet-a", &headers).await.2);
+    assert!(!send_watched(&app, "/webhooks/fleet-a", &headers).await.2);
     assert_eq!(handled.total(), 0);
 }
 
