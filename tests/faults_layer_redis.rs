@@ -9,43 +9,25 @@ mod proxy;
 #[path = "common/servers.rs"]
 mod servers;
 
-use std::net::SocketAddr;
+#[path = "common/post.rs"]
+mod post;
+
+use post::post_to;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::post;
-use bytes::Bytes;
 use hookverify::axum::{VerifiedDelivery, VerifyLayer};
 use hookverify::store::redis::RedisStore;
 use hookverify::{Receiver, Signer, Verifier};
-use http::{HeaderMap, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::StatusCode;
 
 use proxy::StallProxy;
 use servers::RedisServer;
 
 const SECRET: &str = "whsec_complete";
-
-async fn post_to(addr: SocketAddr, headers: &HeaderMap, body: &[u8]) -> (StatusCode, String) {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut request = Request::post(format!("http://{addr}/hook"))
-        .body(Full::new(Bytes::copy_from_slice(body)))
-        .expect("request");
-    request.headers_mut().extend(headers.clone());
-    let response = client.request(request).await.expect("response");
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_completion_lost_to_a_stalled_store_never_releases() {

@@ -5,6 +5,10 @@
 //! The subscriber is global (the server runs on other threads), so this binary holds one test.
 #![cfg(feature = "axum")]
 
+#[path = "common/post.rs"]
+mod post;
+
+use post::post_to;
 use std::io;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -13,13 +17,9 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::post;
-use bytes::Bytes;
 use hookverify::axum::{ClientAddr, VerifiedDelivery, VerifyLayer};
 use hookverify::{ManualClock, MemoryStore, Receiver, Signer, Verifier};
-use http::{HeaderMap, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::{Request, StatusCode};
 use tower::util::MapRequestLayer;
 
 const NOW: i64 = 1_764_000_000;
@@ -47,23 +47,6 @@ impl Buffer {
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().expect("not poisoned")).into_owned()
     }
-}
-
-async fn post_to(addr: SocketAddr, headers: &HeaderMap, body: &[u8]) -> (StatusCode, String) {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut request = Request::post(format!("http://{addr}/hook"))
-        .body(Full::new(Bytes::copy_from_slice(body)))
-        .expect("request");
-    request.headers_mut().extend(headers.clone());
-    let response = client.request(request).await.expect("response");
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

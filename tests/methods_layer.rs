@@ -12,6 +12,10 @@
 #[path = "common/watched.rs"]
 mod watched;
 
+#[path = "common/post.rs"]
+mod post;
+
+use post::{post_reply, post_to};
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -20,15 +24,11 @@ use watched::send_watched;
 
 use axum::Router;
 use axum::routing::post;
-use bytes::Bytes;
 use hookverify::axum::{VerifiedDelivery, VerifyLayer};
 use hookverify::{
     Clock, HeaderNames, ManualClock, MemoryStore, Method, Receiver, Signer, Verifier,
 };
-use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 const NOW: i64 = 1_764_000_000;
 
@@ -157,43 +157,6 @@ async fn serve(app: Router) -> SocketAddr {
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
-}
-
-/// Posts over TCP; the status, the `Retry-After` header and the body.
-async fn post_to_full(
-    addr: SocketAddr,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> (StatusCode, Option<String>, String) {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut request = Request::post(format!("http://{addr}/hook"))
-        .body(Full::new(Bytes::copy_from_slice(body)))
-        .expect("request");
-    request.headers_mut().extend(headers.clone());
-    let response = client.request(request).await.expect("response");
-    let status = response.status();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (
-        status,
-        retry_after,
-        String::from_utf8_lossy(&body).into_owned(),
-    )
-}
-
-/// Posts over TCP; the status and the body.
-async fn post_to(addr: SocketAddr, headers: &HeaderMap, body: &[u8]) -> (StatusCode, String) {
-    let (status, _, body) = post_to_full(addr, headers, body).await;
-    (status, body)
 }
 
 fn headers(signer: &Signer, id: &str, body: &[u8]) -> HeaderMap {
@@ -562,7 +525,7 @@ async fn a_copy_of_a_delivery_in_flight_is_429_for_every_method() {
 
         let first = tokio::spawn({
             let sent = sent.clone();
-            async move { post_to_full(addr, &sent, body).await }
+            async move { post_reply(addr, "/hook", &sent, body).await }
         });
         started.notified().await;
         let mut copies = vec![sent.clone()];
@@ -570,15 +533,19 @@ async fn a_copy_of_a_delivery_in_flight_is_429_for_every_method() {
             copies.push(with_id(method, &sent, "dlv_slow_copy"));
         }
         for copy in &copies {
-            let (status, retry_after, answer) = post_to_full(addr, copy, body).await;
+            let reply = post_reply(addr, "/hook", copy, body).await;
             assert_eq!(
-                (status, retry_after.as_deref(), answer.as_str()),
+                (
+                    reply.status,
+                    reply.retry_after.as_deref(),
+                    reply.body.as_str()
+                ),
                 (StatusCode::TOO_MANY_REQUESTS, Some("7"), "in_flight"),
                 "{method}: {copy:?}"
             );
         }
         finish.notify_one();
-        assert_eq!(first.await.expect("first").0, HANDLED, "{method}");
+        assert_eq!(first.await.expect("first").status, HANDLED, "{method}");
         for copy in &copies {
             assert_eq!(
                 post_to(addr, copy, body).await,

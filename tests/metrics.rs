@@ -4,20 +4,19 @@
 //! A recorder is global to the process, so this binary holds one test.
 #![cfg(all(feature = "axum", feature = "metrics"))]
 
+#[path = "common/post.rs"]
+mod post;
+
+use post::post_to;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::post;
-use bytes::Bytes;
 use hookverify::axum::{VerifiedDelivery, VerifyLayer};
 use hookverify::{ManualClock, MemoryStore, Receiver, Signer, Verifier};
-use http::{HeaderMap, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::StatusCode;
 use metrics_util::MetricKind;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use tokio::sync::{Notify, Semaphore};
@@ -25,23 +24,6 @@ use tokio::sync::{Notify, Semaphore};
 const NOW: i64 = 1_764_000_000;
 const CURRENT: &str = "whsec_metrics_current";
 const OLD: &str = "whsec_metrics_old";
-
-async fn post_to(addr: SocketAddr, headers: &HeaderMap, body: &[u8]) -> (StatusCode, String) {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut request = Request::post(format!("http://{addr}/hook"))
-        .body(Full::new(Bytes::copy_from_slice(body)))
-        .expect("request");
-    request.headers_mut().extend(headers.clone());
-    let response = client.request(request).await.expect("response");
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
 
 /// `name{labels}` for a metric key, labels sorted.
 fn describe(name: &str, labels: impl Iterator<Item = (String, String)>) -> String {

@@ -7,6 +7,10 @@
 #[path = "common/watched.rs"]
 mod watched;
 
+#[path = "common/post.rs"]
+mod post;
+
+use post::post_path;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -23,7 +27,7 @@ use hookverify::{
     ManualClock, MemoryStore, Method, Receiver, Signer, SourceError, SourceFuture,
     SubscriptionSource, Subscriptions, Verifier,
 };
-use http::{HeaderMap, Request, StatusCode};
+use http::{HeaderMap, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -156,28 +160,6 @@ async fn serve(app: Router) -> SocketAddr {
     addr
 }
 
-async fn post_to(
-    addr: SocketAddr,
-    path: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> (StatusCode, String) {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut request = Request::post(format!("http://{addr}{path}"))
-        .body(Full::new(Bytes::copy_from_slice(body)))
-        .expect("request");
-    request.headers_mut().extend(headers.clone());
-    let response = client.request(request).await.expect("response");
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
 fn signed(signer: &Signer, id: &str, body: &[u8]) -> HeaderMap {
     signer.sign(id, body).header_map().expect("headers")
 }
@@ -207,19 +189,19 @@ async fn each_subscription_has_its_own_secrets_method_and_namespace() {
 
     // Signed for one subscription: refused on the others, whatever their method.
     let for_a = signed(&a, "dlv_a1", BODY);
-    let (status, body) = post_to(addr, "/webhooks/fleet-b", &for_a, BODY).await;
+    let (status, body) = post_path(addr, "/webhooks/fleet-b", &for_a, BODY).await;
     assert_eq!(
         (status, body.as_str()),
         (StatusCode::UNAUTHORIZED, "signature_mismatch")
     );
     // Stripe's own header is missing from it.
-    let (status, body) = post_to(addr, "/webhooks/stripe", &for_a, BODY).await;
+    let (status, body) = post_path(addr, "/webhooks/stripe", &for_a, BODY).await;
     assert_eq!(
         (status, body.as_str()),
         (StatusCode::BAD_REQUEST, "missing_header")
     );
     let for_stripe = signed(&stripe, "evt_1", BODY);
-    let (status, body) = post_to(addr, "/webhooks/fleet-a", &for_stripe, BODY).await;
+    let (status, body) = post_path(addr, "/webhooks/fleet-a", &for_stripe, BODY).await;
     assert_eq!(
         (status, body.as_str()),
         (StatusCode::BAD_REQUEST, "missing_header")
@@ -227,12 +209,12 @@ async fn each_subscription_has_its_own_secrets_method_and_namespace() {
     assert_eq!(handled.total(), 0);
 
     // Each accepted on its own.
-    let (status, body) = post_to(addr, "/webhooks/fleet-a", &for_a, BODY).await;
+    let (status, body) = post_path(addr, "/webhooks/fleet-a", &for_a, BODY).await;
     assert_eq!(
         (status, body.as_str()),
         (StatusCode::OK, "handled dlv_a1 (a-2026)")
     );
-    let (status, body) = post_to(addr, "/webhooks/stripe", &for_stripe, BODY).await;
+    let (status, body) = post_path(addr, "/webhooks/stripe", &for_stripe, BODY).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.ends_with("(live)"), "{body}");
 
@@ -244,13 +226,13 @@ async fn each_subscription_has_its_own_secrets_method_and_namespace() {
     assert_eq!(shared_a["x-agent-timestamp"], shared_b["x-agent-timestamp"]);
     for _ in 0..2 {
         assert_eq!(
-            post_to(addr, "/webhooks/fleet-a", &shared_a, shared)
+            post_path(addr, "/webhooks/fleet-a", &shared_a, shared)
                 .await
                 .0,
             StatusCode::OK
         );
         assert_eq!(
-            post_to(addr, "/webhooks/fleet-b", &shared_b, shared)
+            post_path(addr, "/webhooks/fleet-b", &shared_b, shared)
                 .await
                 .0,
             StatusCode::OK
@@ -258,7 +240,7 @@ async fn each_subscription_has_its_own_secrets_method_and_namespace() {
     }
     assert_eq!(handled.count("fleet-a", "dlv_shared"), 1);
     assert_eq!(handled.count("fleet-b", "dlv_shared"), 1);
-    let (_, again) = post_to(addr, "/webhooks/fleet-b", &shared_b, shared).await;
+    let (_, again) = post_path(addr, "/webhooks/fleet-b", &shared_b, shared).await;
     assert_eq!(again, "duplicate");
 }
 
@@ -288,7 +270,7 @@ async fn rotation_through_the_source_with_and_without_invalidate() {
         // A body of its own: the same signed bytes under another id would be a replay.
         let body = format!("{{\"type\":\"turn.completed\",\"n\":{next}}}");
         let headers = signed(signer, &format!("dlv_rot{next}"), body.as_bytes());
-        async move { post_to(addr, path, &headers, body.as_bytes()).await.0 }
+        async move { post_path(addr, path, &headers, body.as_bytes()).await.0 }
     };
 
     // The answer is cached: the source is asked once for two deliveries.
@@ -410,7 +392,7 @@ async fn a_source_that_cannot_answer_is_503_and_nothing_runs() {
     let addr = serve(app.clone()).await;
     let headers = signed(&signer(&clock, Method::HmacSha256, SECRET_A), "dlv_d", BODY);
 
-    let (status, body) = post_to(addr, "/webhooks/fleet-a", &headers, BODY).await;
+    let (status, body) = post_path(addr, "/webhooks/fleet-a", &headers, BODY).await;
     assert_eq!(
         (status, body.as_str()),
         (StatusCode::SERVICE_UNAVAILABLE, "source_unavailable")
@@ -459,15 +441,15 @@ async fn only_if_lets_the_layer_wrap_a_whole_router() {
     assert_eq!(&body[..], b"ok");
 
     // The webhook routes are verified.
-    let (status, body) = post_to(addr, "/webhooks/fleet-a", &HeaderMap::new(), BODY).await;
+    let (status, body) = post_path(addr, "/webhooks/fleet-a", &HeaderMap::new(), BODY).await;
     assert_eq!(
         (status, body.as_str()),
         (StatusCode::BAD_REQUEST, "missing_header")
     );
     let headers = signed(&signer(&clock, Method::HmacSha256, SECRET_A), "dlv_o", BODY);
-    let (status, body) = post_to(addr, "/webhooks/fleet-a", &headers, BODY).await;
+    let (status, body) = post_path(addr, "/webhooks/fleet-a", &headers, BODY).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "handled dlv_o"));
-    let (status, _) = post_to(addr, "/webhooks/other", &headers, BODY).await;
+    let (status, _) = post_path(addr, "/webhooks/other", &headers, BODY).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
@@ -521,7 +503,7 @@ async fn an_invalidation_during_a_lookup_is_not_undone_by_it() {
         "dlv_old",
         b"old",
     );
-    let in_lookup = tokio::spawn(async move { post_to(addr, path, &old, b"old").await.0 });
+    let in_lookup = tokio::spawn(async move { post_path(addr, path, &old, b"old").await.0 });
     source.entered.notified().await;
     inner.set(
         "fleet-a",
@@ -536,6 +518,6 @@ async fn an_invalidation_during_a_lookup_is_not_undone_by_it() {
         "dlv_new",
         b"new",
     );
-    assert_eq!(post_to(addr, path, &new, b"new").await.0, StatusCode::OK);
+    assert_eq!(post_path(addr, path, &new, b"new").await.0, StatusCode::OK);
     assert_eq!(handled.total(), 2);
 }

@@ -1,0 +1,70 @@
+//! POSTing a delivery to a test server over real TCP. Include it with
+//! `#[path = "common/post.rs"] mod post;`.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// What the server answered.
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) retry_after: Option<String>,
+    pub(crate) body: String,
+}
+
+/// POSTs `body` with `headers` to `http://{addr}{path}`.
+pub(crate) async fn post_reply(
+    addr: SocketAddr,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Reply {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut request = Request::post(format!("http://{addr}{path}"))
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .expect("request");
+    request.headers_mut().extend(headers.clone());
+    let response = client.request(request).await.expect("response");
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    Reply {
+        status,
+        retry_after,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// POSTs to `path`: the status and the body.
+pub(crate) async fn post_path(
+    addr: SocketAddr,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (StatusCode, String) {
+    let reply = post_reply(addr, path, headers, body).await;
+    (reply.status, reply.body)
+}
+
+/// POSTs to `/hook`: the status and the body.
+pub(crate) async fn post_to(
+    addr: SocketAddr,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (StatusCode, String) {
+    post_path(addr, "/hook", headers, body).await
+}
