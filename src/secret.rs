@@ -184,20 +184,35 @@ impl KeyedSecret {
         body: &[u8],
         carried: &Signatures,
     ) -> Option<Tag> {
-        match &self.key {
-            Key::HmacSha256(keyed) => mac_verdict(keyed, Alg::HmacSha256, prefix, body, carried),
-            Key::HmacSha1(keyed) => mac_verdict(keyed, Alg::HmacSha1, prefix, body, carried),
+        let alg = match &self.key {
+            Key::HmacSha256(_) => Alg::HmacSha256,
+            Key::HmacSha1(_) => Alg::HmacSha1,
             // Signatures are public: stopping at the first valid one leaks nothing.
-            Key::Ed25519(public_key) => carried
-                .of(Alg::Ed25519)
-                .find(|signature| {
-                    ed25519_state(public_key, signature, prefix).is_some_and(|mut state| {
-                        state.update(body);
-                        state.finalize_and_verify().is_ok()
+            Key::Ed25519(public_key) => {
+                return carried
+                    .of(Alg::Ed25519)
+                    .find(|signature| {
+                        ed25519_state(public_key, signature, prefix).is_some_and(|mut state| {
+                            state.update(body);
+                            state.finalize_and_verify().is_ok()
+                        })
                     })
-                })
-                .and_then(Tag::from_slice),
-            Key::TokenDigest(_) | Key::Unsigned => None,
+                    .and_then(Tag::from_slice);
+            }
+            Key::TokenDigest(_) | Key::Unsigned => return None,
+        };
+        let tag = self.mac_tag(prefix, body)?;
+        carried.contains(alg, &tag).then_some(tag)
+    }
+
+    /// The MAC of `prefix` and `body` (for verifying and for signing); `None` for keys that are
+    /// not MACs.
+    #[inline]
+    pub(crate) fn mac_tag(&self, prefix: [&[u8]; 4], body: &[u8]) -> Option<Tag> {
+        match &self.key {
+            Key::HmacSha256(keyed) => tag_of(keyed, prefix, body),
+            Key::HmacSha1(keyed) => tag_of(keyed, prefix, body),
+            Key::Ed25519(_) | Key::TokenDigest(_) | Key::Unsigned => None,
         }
     }
 
@@ -239,23 +254,17 @@ impl KeyedSecret {
     }
 }
 
-/// The tag of `prefix` and `body` under a copy of `keyed`, if a carried signature equals it.
-/// Computed in place rather than through a `BodyCheck`, which would move the MAC state (a few
-/// hundred bytes) at every step (BENCHMARKS.md, issue 15).
-fn mac_verdict<M: Mac + Clone>(
-    keyed: &M,
-    alg: Alg,
-    prefix: [&[u8]; 4],
-    body: &[u8],
-    carried: &Signatures,
-) -> Option<Tag> {
+/// The tag of `prefix` and `body` under a copy of `keyed`. Computed in place rather than
+/// through a `BodyCheck`, which would move the MAC state (a few hundred bytes) at every step
+/// (BENCHMARKS.md, issue 15).
+#[inline]
+fn tag_of<M: Mac + Clone>(keyed: &M, prefix: [&[u8]; 4], body: &[u8]) -> Option<Tag> {
     let mut mac = keyed.clone();
     for piece in prefix {
         mac.update(piece);
     }
     mac.update(body);
-    let tag = Tag::from_slice(&mac.finalize().into_bytes())?;
-    carried.contains(alg, &tag).then_some(tag)
+    Tag::from_slice(&mac.finalize().into_bytes())
 }
 
 /// An Ed25519 verification of `signature` by `public_key`, fed `prefix`; `None` if the
@@ -313,19 +322,12 @@ impl BodyCheck {
                 signature,
             } => return verifier.finalize_and_verify().ok().map(|()| signature),
         };
-        self.tag()
-            .filter(|computed| carried.contains(alg, computed))
-    }
-}
-
-impl BodyCheck {
-    /// The tag a MAC computed, for signing; `None` for an Ed25519 check.
-    pub(crate) fn tag(self) -> Option<Tag> {
-        match self {
+        let computed = match self {
             Self::HmacSha256(mac) => Tag::from_slice(&mac.finalize().into_bytes()),
             Self::HmacSha1(mac) => Tag::from_slice(&mac.finalize().into_bytes()),
             Self::Ed25519 { .. } => None,
-        }
+        };
+        computed.filter(|computed| carried.contains(alg, computed))
     }
 }
 

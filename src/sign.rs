@@ -15,7 +15,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
 use crate::method::{HeaderNames, Method};
 use crate::secret::{KeyedSecret, Secret};
-use crate::signature::{Signatures, Tag};
+use crate::signature::Tag;
 
 /// Produces the headers a provider would send for a body.
 ///
@@ -118,11 +118,8 @@ impl Signer {
             }
             _ => {
                 let keyed = Secret::new(label, secret.to_vec()).into_keyed(method)?;
-                if keyed
-                    .body_checks([b""; 4], &Signatures::default())
-                    .next()
-                    .is_none()
-                {
+                // A `whpk_` public key verifies but cannot sign.
+                if keyed.mac_tag([b""; 4], b"").is_none() {
                     return Err(encoding("whsec_<base64>, or whsk_<base64> to sign v1a"));
                 }
                 SigningKey::Keyed(keyed)
@@ -184,13 +181,7 @@ impl Signer {
         };
         let signature = match &self.key {
             SigningKey::Keyed(keyed) => {
-                let tag = keyed
-                    .body_checks(prefix, &Signatures::default())
-                    .next()
-                    .and_then(|mut check| {
-                        check.update(body);
-                        check.tag()
-                    });
+                let tag = keyed.mac_tag(prefix, body);
                 match method {
                     Method::HmacSha1 => format!("sha1={}", hex(tag)),
                     Method::Stripe => format!("t={timestamp},v1={}", hex(tag)),
