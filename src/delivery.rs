@@ -20,6 +20,21 @@ pub struct DeliveryId {
 impl DeliveryId {
     /// Validates an id.
     pub fn parse(value: &[u8]) -> Result<Self, Malformed> {
+        Self::check(value)?;
+        Ok(Self::from_checked(value))
+    }
+
+    /// An id that passed [`check`](Self::check).
+    pub(crate) fn from_checked(value: &[u8]) -> Self {
+        let len = value.len().min(MAX_DELIVERY_ID_LEN);
+        let mut bytes = [0; MAX_DELIVERY_ID_LEN];
+        bytes[..len].copy_from_slice(&value[..len]);
+        Self { bytes, len }
+    }
+
+    /// Checks that `value` is a valid id without copying it (the verifier copies it once, into
+    /// its result).
+    pub(crate) fn check(value: &[u8]) -> Result<(), Malformed> {
         if value.is_empty() {
             return Err(Malformed::Empty);
         }
@@ -31,12 +46,7 @@ impl DeliveryId {
         if !value.iter().all(u8::is_ascii_graphic) {
             return Err(Malformed::NotVisibleAscii);
         }
-        let mut bytes = [0; MAX_DELIVERY_ID_LEN];
-        bytes[..value.len()].copy_from_slice(value);
-        Ok(Self {
-            bytes,
-            len: value.len(),
-        })
+        Ok(())
     }
 
     /// The id as text.

@@ -148,10 +148,7 @@ impl Signatures {
         alg: Alg,
         digest_len: usize,
     ) -> Result<(), Malformed> {
-        let entries = value
-            .split(|&byte| byte == b',' || byte == b' ')
-            .filter(|entry| !entry.is_empty());
-        for entry in entries {
+        for entry in entries(value, b',', b' ') {
             let digits = entry
                 .strip_prefix(prefix)
                 .ok_or(Malformed::MissingPrefix { prefix })?;
@@ -184,6 +181,17 @@ impl Signatures {
         }
         found
     }
+}
+
+/// The non-empty entries of a list separated by either of two bytes.
+pub(crate) fn entries(value: &[u8], one: u8, other: u8) -> impl Iterator<Item = &[u8]> {
+    let ends = memchr::memchr2_iter(one, other, value).chain(std::iter::once(value.len()));
+    let mut start = 0;
+    ends.filter_map(move |end| {
+        let entry = value.get(start..end);
+        start = end + 1;
+        entry.filter(|entry| !entry.is_empty())
+    })
 }
 
 impl fmt::Debug for Signatures {
@@ -258,6 +266,15 @@ mod tests {
                 assert_eq!(verdict.is_ok(), expected, "{byte:#04x} at {position}");
             }
         }
+    }
+
+    #[test]
+    fn list_entries_skip_empty_ones() {
+        let split = |value: &[u8]| entries(value, b',', b' ').collect::<Vec<_>>();
+        assert_eq!(split(b"a,b c"), [&b"a"[..], b"b", b"c"]);
+        assert_eq!(split(b" ,a,, b ,"), [&b"a"[..], b"b"]);
+        assert!(split(b"").is_empty());
+        assert!(split(b", ,").is_empty());
     }
 
     #[test]

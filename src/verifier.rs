@@ -85,10 +85,23 @@ pub struct Precheck {
     matched: Option<usize>,
 }
 
+/// What [`Verifier::check`] found in the headers, the delivery id still borrowed from them:
+/// `verify` copies it once, into its result.
+struct Checked<'a> {
+    signatures: Signatures,
+    timestamp: Option<Timestamp>,
+    delivery_id: Option<&'a [u8]>,
+    matched: Option<usize>,
+}
+
 impl Precheck {
     /// The delivery id header, if present (unverified until the body is).
     pub fn delivery_id(&self) -> Option<&DeliveryId> {
         self.delivery_id.as_ref()
+    }
+
+    fn id(&self) -> Option<&[u8]> {
+        self.delivery_id.as_ref().map(DeliveryId::as_bytes)
     }
 
     /// The timestamp, parsed, in UTC (unverified until the body is); `None` for methods
@@ -131,14 +144,15 @@ impl Verifier {
         values: HeaderValues<'_>,
         body: &[u8],
     ) -> Result<Verified, VerifyError> {
-        let precheck = self.check(values)?;
-        if let Some(secret) = precheck.matched {
-            return Ok(self.verified(&precheck, secret, None));
+        let checked = self.check(values)?;
+        let (id, timestamp) = (checked.delivery_id, checked.timestamp.as_ref());
+        if let Some(secret) = checked.matched {
+            return Ok(self.verified(id, timestamp, secret, None));
         }
-        let prefix = self.signed_prefix(&precheck);
+        let prefix = self.signed_prefix(id, timestamp);
         for (index, secret) in self.inner.secrets.iter().enumerate() {
-            if let Some(tag) = secret.check_message(prefix, body, &precheck.signatures) {
-                return Ok(self.verified(&precheck, index, Some(tag)));
+            if let Some(tag) = secret.check_message(prefix, body, &checked.signatures) {
+                return Ok(self.verified(id, timestamp, index, Some(tag)));
             }
         }
         Err(VerifyError::SignatureMismatch)
@@ -149,7 +163,13 @@ impl Verifier {
     /// reading the body, so that a stale, malformed or (for a token) unauthorized request costs
     /// nothing more; then hand the body to a [`BodyVerifier`](crate::BodyVerifier).
     pub fn precheck(&self, headers: &HeaderMap) -> Result<Precheck, VerifyError> {
-        self.check(self.header_values(headers)?)
+        let checked = self.check(self.header_values(headers)?)?;
+        Ok(Precheck {
+            signatures: checked.signatures,
+            timestamp: checked.timestamp,
+            delivery_id: checked.delivery_id.map(DeliveryId::from_checked),
+            matched: checked.matched,
+        })
     }
 
     /// The checks of the signed bytes, with the index of the secret each belongs to, in
@@ -159,7 +179,7 @@ impl Verifier {
         &'a self,
         precheck: &'a Precheck,
     ) -> impl Iterator<Item = (usize, BodyCheck)> + 'a {
-        let prefix = self.signed_prefix(precheck);
+        let prefix = self.signed_prefix(precheck.id(), precheck.timestamp.as_ref());
         self.inner
             .secrets
             .iter()
@@ -172,13 +192,15 @@ impl Verifier {
     }
 
     /// What the method signs before the body, from the request's own id and timestamp.
-    fn signed_prefix<'a>(&self, precheck: &'a Precheck) -> [&'a [u8]; 4] {
-        let id = precheck
-            .delivery_id
-            .as_ref()
-            .map_or(&[][..], DeliveryId::as_bytes);
-        let timestamp = precheck.timestamp.as_ref().map_or(&[][..], Timestamp::raw);
-        self.inner.method.signed_prefix(id, timestamp)
+    fn signed_prefix<'a>(
+        &self,
+        id: Option<&'a [u8]>,
+        timestamp: Option<&'a Timestamp>,
+    ) -> [&'a [u8]; 4] {
+        let timestamp = timestamp.map_or(&[][..], Timestamp::raw);
+        self.inner
+            .method
+            .signed_prefix(id.unwrap_or_default(), timestamp)
     }
 
     /// The end of a streamed body: the delivery verified with the first secret one of the
@@ -188,19 +210,26 @@ impl Verifier {
         precheck: &Precheck,
         checks: impl IntoIterator<Item = (usize, BodyCheck)>,
     ) -> Result<Verified, VerifyError> {
+        let (id, timestamp) = (precheck.id(), precheck.timestamp.as_ref());
         if let Some(secret) = precheck.matched {
-            return Ok(self.verified(precheck, secret, None));
+            return Ok(self.verified(id, timestamp, secret, None));
         }
         for (secret, check) in checks {
             if let Some(tag) = check.verdict(&precheck.signatures) {
-                return Ok(self.verified(precheck, secret, Some(tag)));
+                return Ok(self.verified(id, timestamp, secret, Some(tag)));
             }
         }
         Err(VerifyError::SignatureMismatch)
     }
 
     #[inline]
-    fn verified(&self, precheck: &Precheck, secret: usize, tag: Option<Tag>) -> Verified {
+    fn verified(
+        &self,
+        id: Option<&[u8]>,
+        timestamp: Option<&Timestamp>,
+        secret: usize,
+        tag: Option<Tag>,
+    ) -> Verified {
         let label = self
             .inner
             .secrets
@@ -209,8 +238,8 @@ impl Verifier {
             .unwrap_or_else(|| Arc::from(""));
         Verified::new(
             self.inner.method,
-            precheck.delivery_id,
-            precheck.timestamp,
+            id.map(DeliveryId::from_checked),
+            timestamp.copied(),
             label,
             tag,
         )
@@ -268,7 +297,7 @@ impl Verifier {
     /// Presence, form, window and (for the methods that sign no body) the credential, in that
     /// order.
     #[inline]
-    fn check(&self, values: HeaderValues<'_>) -> Result<Precheck, VerifyError> {
+    fn check<'a>(&self, values: HeaderValues<'a>) -> Result<Checked<'a>, VerifyError> {
         let method = self.inner.method;
         let names = &self.inner.names;
         let missing = |header: &HeaderName| VerifyError::MissingHeader {
@@ -306,12 +335,13 @@ impl Verifier {
             })
             .transpose()?;
         let delivery_id = match (&names.delivery_id, values.delivery_id) {
-            (Some(header), Some(value)) => Some(DeliveryId::parse(value).map_err(|reason| {
-                VerifyError::MalformedDeliveryId {
+            (Some(header), Some(value)) => {
+                DeliveryId::check(value).map_err(|reason| VerifyError::MalformedDeliveryId {
                     header: header.clone(),
                     reason,
-                }
-            })?),
+                })?;
+                Some(value)
+            }
             _ => None,
         };
 
@@ -328,7 +358,7 @@ impl Verifier {
                     .ok_or(VerifyError::SignatureMismatch)?,
             ),
         };
-        Ok(Precheck {
+        Ok(Checked {
             signatures,
             timestamp,
             delivery_id,

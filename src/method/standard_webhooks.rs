@@ -8,7 +8,7 @@ use http::HeaderName;
 
 use super::{Alg, HeaderNames};
 use crate::error::Malformed;
-use crate::signature::Signatures;
+use crate::signature::{self, Signatures};
 
 pub(super) fn header_names() -> HeaderNames {
     HeaderNames {
@@ -29,7 +29,7 @@ pub(super) fn svix_header_names() -> HeaderNames {
 /// Entries of other versions are skipped, as the specification asks: a sender may add a
 /// version this receiver does not know beside one it does.
 pub(super) fn parse(value: &[u8], signatures: &mut Signatures) -> Result<(), Malformed> {
-    for entry in value.split(|&byte| byte == b' ').filter(|e| !e.is_empty()) {
+    for entry in signature::entries(value, b' ', b' ') {
         let (version, encoded) = entry
             .iter()
             .position(|&byte| byte == b',')
