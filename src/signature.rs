@@ -270,7 +270,9 @@ mod tests {
 
     #[test]
     fn list_entries_skip_empty_ones() {
-        let split = |value: &[u8]| entries(value, b',', b' ').collect::<Vec<_>>();
+        fn split(value: &[u8]) -> Vec<&[u8]> {
+            entries(value, b',', b' ').collect()
+        }
         assert_eq!(split(b"a,b c"), [&b"a"[..], b"b", b"c"]);
         assert_eq!(split(b" ,a,, b ,"), [&b"a"[..], b"b"]);
         assert!(split(b"").is_empty());
