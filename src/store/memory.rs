@@ -34,35 +34,47 @@ pub enum WhenFull {
     Refuse,
 }
 
-/// One remembered key: 16 bytes of key digest and 24 of state, beside the LRU's own links.
-#[derive(Clone, Copy)]
+/// One remembered key: 16 bytes of key digest and 32 of state, beside the LRU's own links.
+#[derive(Clone)]
 struct Entry {
     /// The owner's token, kept once completed so that a repeated completion is recognised.
     token: u64,
     /// Unix milliseconds (on the store's clock) at which the lease or the retention ends.
     until_ms: i64,
-    completed: bool,
+    status: Status,
 }
+
+/// Held, or completed by a delivery id. `Held` takes the pointer's null niche, so the state
+/// costs one fat pointer: no separate flag.
+#[derive(Clone)]
+enum Status {
+    Held,
+    /// The delivery id that completed the key (empty: completed without one), shared with the
+    /// keys the completing delivery was claimed with rather than copied.
+    Completed(Arc<str>),
+}
+
+const _: () = assert!(size_of::<Entry>() == 32, "an entry's size is in the docs");
 
 impl Entry {
     fn held(token: u64, until_ms: i64) -> Self {
         Self {
             token,
             until_ms,
-            completed: false,
+            status: Status::Held,
         }
     }
 
-    fn completed_by(token: u64, until_ms: i64) -> Self {
+    fn completed_by(token: u64, until_ms: i64, delivery_id: Arc<str>) -> Self {
         Self {
             token,
             until_ms,
-            completed: true,
+            status: Status::Completed(delivery_id),
         }
     }
 
     fn is_completed(&self) -> bool {
-        self.completed
+        matches!(self.status, Status::Completed(_))
     }
 
     fn live(&self, now: i64) -> bool {
@@ -80,6 +92,14 @@ impl Entry {
 
     fn held_by(&self, now: i64, token: u64) -> bool {
         self.live(now) && !self.is_completed() && self.token == token
+    }
+
+    /// The delivery id that completed the key, if it was completed under one.
+    fn completing_id(&self) -> Option<Arc<str>> {
+        match &self.status {
+            Status::Completed(id) if !id.is_empty() => Some(Arc::clone(id)),
+            _ => None,
+        }
     }
 }
 
@@ -120,6 +140,8 @@ pub struct MemoryStore {
     when_full: WhenFull,
     evictions: AtomicU64,
     premature_evictions: AtomicU64,
+    /// What a key completed without a delivery id records: one empty text for all of them.
+    no_id: Arc<str>,
 }
 
 struct State {
@@ -150,6 +172,7 @@ impl MemoryStore {
             when_full: WhenFull::default(),
             evictions: AtomicU64::new(0),
             premature_evictions: AtomicU64::new(0),
+            no_id: Arc::from(""),
         }
     }
 
@@ -213,7 +236,11 @@ impl MemoryStore {
         if let Some(message) = keys.message() {
             match state.entries.peek(message.digest()) {
                 Some(entry) if entry.held_by_other(now, token) => return Ok(Claim::InFlight),
-                Some(entry) if entry.completed(now) => return Ok(Claim::Replay),
+                Some(entry) if entry.completed(now) => {
+                    return Ok(Claim::Replay {
+                        completed_by: entry.completing_id(),
+                    });
+                }
                 _ => {}
             }
         }
@@ -225,7 +252,7 @@ impl MemoryStore {
         self.make_room(&mut state, now, new_keys)?;
         let entry = Entry::held(token, now.saturating_add(millis(lease)));
         for key in keys.all() {
-            state.entries.push(*key.digest(), entry);
+            state.entries.push(*key.digest(), entry.clone());
         }
         state.claimed += new_keys as u64;
         Ok(Claim::Fresh)
@@ -274,8 +301,14 @@ impl MemoryStore {
         let ours = |entry: &Entry| {
             entry.held_by(now, token) || (entry.completed(now) && entry.token == token)
         };
+        // The id is recorded on both keys: one shared text, two references.
+        let delivery_id = keys.delivery_id_shared().unwrap_or(&self.no_id);
         self.settle(keys, ours, || {
-            Entry::completed_by(token, now.saturating_add(millis(retain)))
+            Entry::completed_by(
+                token,
+                now.saturating_add(millis(retain)),
+                Arc::clone(delivery_id),
+            )
         })
     }
 
