@@ -206,7 +206,9 @@ pub enum Duplicate {
     /// Its delivery id or its signed bytes are being handled by another attempt right now; that
     /// attempt may still fail, so the provider should try again.
     InFlight,
-    /// Its exact signed bytes were handled under another delivery id: a replay.
+    /// Its exact signed bytes were handled under another delivery id: a replay. The receiver
+    /// logs it at `info` with both ids: `delivery_id` (this one) and `completed_by` (the one
+    /// whose handler ran, as the store recorded it; absent for methods without an id).
     Replay,
 }
 

@@ -108,7 +108,6 @@ pub enum Claim {
         /// logs: a replay under a fresh id is then seen next to the delivery it copies. `None`
         /// when the message was completed without an id (methods that dedupe on the message
         /// alone: Stripe, Slack), or by a store or an earlier version that did not record one.
-        /// Shared, not copied, where the store keeps the id in memory.
         completed_by: Option<Arc<str>>,
     },
 }
@@ -238,8 +237,7 @@ impl fmt::Debug for DedupeKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryKeys {
     namespace: Namespace,
-    /// Shared: a store that keeps the completing id in memory takes a reference, not a copy.
-    delivery_id: Option<Arc<str>>,
+    delivery_id: Option<Box<str>>,
     id: Option<DedupeKey>,
     message: Option<DedupeKey>,
 }
@@ -255,7 +253,7 @@ impl DeliveryKeys {
         text.push_str(&hex::encode(&message.0[..16]));
         Self {
             namespace: namespace.clone(),
-            delivery_id: delivery_id.map(Arc::from),
+            delivery_id: delivery_id.map(Box::from),
             id: delivery_id.map(|id| id_key(namespace, id)),
             message: Some(DedupeKey::new(text)),
         }
@@ -280,12 +278,6 @@ impl DeliveryKeys {
     /// The delivery id the keys were made from, if any.
     pub fn delivery_id(&self) -> Option<&str> {
         self.delivery_id.as_deref()
-    }
-
-    /// The delivery id, shared: for stores that remember which delivery completed a message
-    /// key in memory, and answer [`Claim::Replay`] with it, without copying its text.
-    pub fn delivery_id_shared(&self) -> Option<&Arc<str>> {
-        self.delivery_id.as_ref()
     }
 
     /// The delivery id's key, when the delivery carries an id.
