@@ -206,7 +206,9 @@ pub enum Duplicate {
     /// Its delivery id or its signed bytes are being handled by another attempt right now; that
     /// attempt may still fail, so the provider should try again.
     InFlight,
-    /// Its exact signed bytes were handled under another delivery id: a replay.
+    /// Its exact signed bytes were handled under another delivery id: a replay. The receiver
+    /// logs it at `info` with both ids: `delivery_id` (this one) and `completed_by` (the one
+    /// whose handler ran, as the store recorded it; absent for methods without an id).
     Replay,
 }
 
@@ -364,7 +366,7 @@ impl<S: DeliveryStore> Receiver<S> {
                 return Err(ReceiveError::StoreUnavailable(error));
             }
         };
-        let duplicate = match answer {
+        let (duplicate, completed_by) = match answer {
             Claim::Fresh => {
                 let keys = Arc::new(keys);
                 let registration = self.heartbeat.register(Arc::clone(&keys), token);
@@ -378,13 +380,15 @@ impl<S: DeliveryStore> Receiver<S> {
                     held: true,
                 }));
             }
-            Claim::InFlight => Duplicate::InFlight,
-            Claim::Completed => Duplicate::Completed,
-            Claim::Replay => Duplicate::Replay,
+            Claim::InFlight => (Duplicate::InFlight, None),
+            Claim::Completed => (Duplicate::Completed, None),
+            Claim::Replay { completed_by } => (Duplicate::Replay, completed_by),
         };
+        // A replay names both deliveries: this one, dropped, and the one whose handler ran.
         tracing::info!(
             target: "hookverify",
             delivery_id = id,
+            completed_by = completed_by.as_deref(),
             message_key = keys.message().map(DedupeKey::as_str),
             duplicate = duplicate.as_str(),
             "duplicate delivery not handled again"

@@ -82,7 +82,17 @@ fn mix(mut x: u64) -> u64 {
 }
 
 /// The answer to a claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// A store writes the [`Replay`](Self::Replay) answer with the delivery id it recorded when
+/// the message key was completed:
+///
+/// ```
+/// use hookverify::store::Claim;
+///
+/// let replay = Claim::Replay { completed_by: Some("dlv_original".into()) };
+/// assert_ne!(replay, Claim::Replay { completed_by: None });
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// Neither key is held or remembered (or both are held by this very token): the caller
     /// owns both now, until the lease ends.
@@ -93,7 +103,13 @@ pub enum Claim {
     /// The delivery id was completed and is still retained: a duplicate.
     Completed,
     /// The message key was completed under another delivery id: a replay of accepted bytes.
-    Replay,
+    Replay {
+        /// The delivery id that completed the message key (the one whose handler ran), for the
+        /// logs: a replay under a fresh id is then seen next to the delivery it copies. `None`
+        /// when the message was completed without an id (methods that dedupe on the message
+        /// alone: Stripe, Slack), or by a store or an earlier version that did not record one.
+        completed_by: Option<Arc<str>>,
+    },
 }
 
 /// A store could not answer. Receivers fail closed on it: nothing is accepted unclaimed.
@@ -335,7 +351,9 @@ pub(crate) fn millis(span: Duration) -> i64 {
 ///   A claim takes every key or none.
 /// - **Answers.** `claim` answers, in this order: [`Claim::Completed`] if the delivery id was
 ///   completed and is retained; [`Claim::InFlight`] if any key is held by another token whose
-///   lease has not ended; [`Claim::Replay`] if the message key was completed; else
+///   lease has not ended; [`Claim::Replay`] if the message key was completed, with the delivery
+///   id it was completed under (`completed_by`: recorded with the key, in the same step as the
+///   claim or the completion that wrote it; `None` if that delivery had no id); else
 ///   [`Claim::Fresh`], and every key is now held by `token` for `lease`.
 /// - **Idempotent for one token.** A key held by the claiming token counts as free: a claim
 ///   retried with the same token after a lost answer gets [`Claim::Fresh`] again.

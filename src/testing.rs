@@ -46,7 +46,7 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = S>,
 {
-    let cases: [Case<S>; 18] = [
+    let cases: [Case<S>; 19] = [
         ("claim_is_exclusive", |s, n| {
             Box::pin(claim_is_exclusive(s, n))
         }),
@@ -67,6 +67,9 @@ where
         }),
         ("completed_id_and_replayed_message", |s, n| {
             Box::pin(completed_id_and_replayed_message(s, n))
+        }),
+        ("replay_names_the_completing_id", |s, n| {
+            Box::pin(replay_names_the_completing_id(s, n))
         }),
         ("retention_ends_on_the_store_clock", |s, n| {
             Box::pin(retention_ends_on_the_store_clock(s, n))
@@ -307,12 +310,63 @@ pub async fn completed_id_and_replayed_message<S: DeliveryStore>(store: Arc<S>, 
     let resigned = keys(&ns, Some("dlv_done"), "m_resigned");
     assert_eq!(other(&*store, &resigned).await, Claim::Completed);
     let replay = keys(&ns, Some("dlv_fresh_id"), "m_done");
-    assert_eq!(other(&*store, &replay).await, Claim::Replay);
+    assert_eq!(other(&*store, &replay).await, replay_of(Some("dlv_done")));
     assert!(!release(&*store, &delivery, token).await);
     assert!(!renew(&*store, &delivery, token, LEASE).await);
     assert_eq!(other(&*store, &delivery).await, Claim::Completed);
     // The replay's own id was not taken.
     fresh(&*store, &keys(&ns, Some("dlv_fresh_id"), "m_other"), LEASE).await;
+}
+
+/// The answer to a claim of a message completed under `id` (`None`: under no id).
+fn replay_of(id: Option<&str>) -> Claim {
+    Claim::Replay {
+        completed_by: id.map(Into::into),
+    }
+}
+
+/// A replay names the delivery id that completed the message, for the logs: the first id,
+/// whatever ids the replays carry; the last owner's after a lapsed claim was taken over;
+/// none for a message completed without an id (Stripe, Slack), even when a copy brings one.
+pub async fn replay_names_the_completing_id<S: DeliveryStore>(store: Arc<S>, ns: Namespace) {
+    let first = keys(&ns, Some("dlv_first"), "m_named");
+    let token = fresh(&*store, &first, LEASE).await;
+    assert!(complete(&*store, &first, token, RETAIN).await);
+    for id in ["dlv_second", "dlv_third", "dlv_second"] {
+        let replay = keys(&ns, Some(id), "m_named");
+        assert_eq!(other(&*store, &replay).await, replay_of(Some("dlv_first")));
+    }
+    // A completion retried with its token keeps the id.
+    assert!(complete(&*store, &first, token, RETAIN).await);
+    let replay = keys(&ns, Some("dlv_fourth"), "m_named");
+    assert_eq!(other(&*store, &replay).await, replay_of(Some("dlv_first")));
+
+    // A claim that lapsed is taken over under another id: the completion is the new owner's.
+    let lapsed = keys(&ns, Some("dlv_lapsed"), "m_taken_over");
+    fresh(&*store, &lapsed, SHORT).await;
+    tokio::time::sleep(PAST_SHORT).await;
+    let taker = keys(&ns, Some("dlv_taker"), "m_taken_over");
+    let token = fresh(&*store, &taker, LEASE).await;
+    assert!(complete(&*store, &taker, token, RETAIN).await);
+    let replay = keys(&ns, Some("dlv_late_copy"), "m_taken_over");
+    assert_eq!(other(&*store, &replay).await, replay_of(Some("dlv_taker")));
+
+    // Completed without an id: a replay names none, with or without an id of its own.
+    let anonymous = keys(&ns, None, "m_named_anonymous");
+    let token = fresh(&*store, &anonymous, LEASE).await;
+    assert!(complete(&*store, &anonymous, token, RETAIN).await);
+    assert_eq!(other(&*store, &anonymous).await, replay_of(None));
+    let with_id = keys(&ns, Some("dlv_with_id"), "m_named_anonymous");
+    assert_eq!(other(&*store, &with_id).await, replay_of(None));
+    // The replays took nothing: their ids are free.
+    for id in ["dlv_second", "dlv_late_copy", "dlv_with_id"] {
+        fresh(
+            &*store,
+            &keys(&ns, Some(id), &format!("m_free_{id}")),
+            LEASE,
+        )
+        .await;
+    }
 }
 
 /// A completed delivery is remembered for its retention, measured on the store's clock.
@@ -388,9 +442,9 @@ pub async fn message_only_deliveries<S: DeliveryStore>(store: Arc<S>, ns: Namesp
     assert!(!renew(&*store, &delivery, ClaimToken::new(token.get() ^ 1), LEASE).await);
     assert!(renew(&*store, &delivery, token, LEASE).await);
     assert!(complete(&*store, &delivery, token, RETAIN).await);
-    assert_eq!(other(&*store, &delivery).await, Claim::Replay);
+    assert_eq!(other(&*store, &delivery).await, replay_of(None));
     assert!(!release(&*store, &delivery, token).await);
-    assert_eq!(other(&*store, &delivery).await, Claim::Replay);
+    assert_eq!(other(&*store, &delivery).await, replay_of(None));
     // A released one is free again.
     let released = keys(&ns, None, "m_anonymous_released");
     let token = fresh(&*store, &released, LEASE).await;

@@ -205,6 +205,12 @@ async fn a_claim_whose_answer_was_lost_is_recognised_by_its_token() {
         .await
         .expect("GET");
     assert_eq!(held, Some(format!("held:{}", owner.get())));
+    let held: Option<String> = redis::cmd("GET")
+        .arg(&store.redis_keys(&keys)[1])
+        .query_async(&mut admin)
+        .await
+        .expect("GET");
+    assert_eq!(held, Some(format!("held:{}:dlv_lost", owner.get())));
 
     assert_eq!(
         store.claim(&keys, owner, LEASE).await.expect("claim"),
@@ -365,7 +371,11 @@ async fn scripts_get_spans_never_times_and_one_round_trip() {
     assert_eq!(first.len(), 3, "{first:?}");
     assert_eq!(first[1][..2], [b"SCRIPT".to_vec(), b"LOAD".to_vec()]);
     assert_eq!(first[0], first[2]);
-    check_evalsha(&first[0], &names, &[&decimal, "30000", "im"]);
+    check_evalsha(
+        &first[0],
+        &names,
+        &[&decimal, "30000", "im", "dlv_arguments"],
+    );
 
     // Once loaded, one command per call.
     assert_eq!(
@@ -374,7 +384,11 @@ async fn scripts_get_spans_never_times_and_one_round_trip() {
     );
     let again = take();
     assert_eq!(again.len(), 1);
-    check_evalsha(&again[0], &names, &[&decimal, "30000", "im"]);
+    check_evalsha(
+        &again[0],
+        &names,
+        &[&decimal, "30000", "im", "dlv_arguments"],
+    );
 
     let calls: [(&str, Vec<&str>); 3] = [
         ("renew", vec![&decimal, "45000"]),

@@ -1,8 +1,9 @@
-//! What the layer logs about a rejection, read back from a `tracing` subscriber writing to a
-//! buffer: the kind, the delivery id, the endpoint and the client address, never the secret or
-//! a signature.
+//! What the layer logs, read back from a `tracing` subscriber writing to a buffer: about a
+//! rejection, the kind, the delivery id, the endpoint and the client address, never the secret
+//! or a signature; about a replay, both delivery ids.
 //!
-//! The subscriber is global (the server runs on other threads), so this binary holds one test.
+//! The subscriber is global (the server runs on other threads) and installed once for the
+//! binary; each test reads only the lines that carry its own delivery ids.
 #![cfg(feature = "axum")]
 
 #[path = "common/post.rs"]
@@ -12,7 +13,7 @@ use post::post_to;
 use std::io;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::Router;
 use axum::body::Body;
@@ -49,16 +50,24 @@ impl Buffer {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rejection_is_logged_with_its_context_and_no_secret() {
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .init();
+/// The buffer the binary's one subscriber writes to, at `info` (the default level).
+fn logs() -> &'static Buffer {
+    static LOGS: OnceLock<Buffer> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .init();
+        buffer
+    })
+}
 
+/// A server with the layer on `/hook` for `endpoint` (its handler answers `ok`), on a clock
+/// standing at [`NOW`].
+async fn serve(endpoint: &'static str) -> (SocketAddr, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::from_unix(NOW).expect("in range"));
     let verifier = Verifier::builder()
         .secret("current", SECRET)
@@ -69,7 +78,7 @@ async fn a_rejection_is_logged_with_its_context_and_no_secret() {
         NonZeroUsize::new(1_000).expect("non-zero"),
         Arc::clone(&clock),
     );
-    let layer = VerifyLayer::new(Receiver::new(verifier, store)).endpoint("agent-prod");
+    let layer = VerifyLayer::new(Receiver::new(verifier, store)).endpoint(endpoint);
     // What `serve` does for each connection: the peer's address, for the layer's logs.
     let client: SocketAddr = "203.0.113.7:4242".parse().expect("address");
     let app = Router::new()
@@ -86,7 +95,13 @@ async fn a_rejection_is_logged_with_its_context_and_no_secret() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, clock)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_is_logged_with_its_context_and_no_secret() {
+    let buffer = logs();
+    let (addr, clock) = serve("agent-prod").await;
     let genuine = Signer::new(SECRET)
         .expect("signer")
         .clock(Arc::clone(&clock));
@@ -115,6 +130,7 @@ async fn a_rejection_is_logged_with_its_context_and_no_secret() {
     let warnings: Vec<&str> = logs
         .lines()
         .filter(|line| line.contains("WARN") && line.contains("webhook rejected"))
+        .filter(|line| line.contains("agent-prod"))
         .collect();
     assert_eq!(warnings.len(), 2, "{logs}");
     for (line, kind, id) in [
@@ -140,4 +156,63 @@ async fn a_rejection_is_logged_with_its_context_and_no_secret() {
     ] {
         assert!(!logs.contains(secret), "{secret} in the logs:\n{logs}");
     }
+}
+
+/// A byte-for-byte replay under a fresh id is dropped (200 `duplicate`, the handler does not
+/// run) and logged at `info` with both ids: its own and the one whose handler ran. The
+/// provider's retry of the original is logged with its id alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_is_logged_with_both_delivery_ids() {
+    let buffer = logs();
+    let (addr, clock) = serve("agent-replays").await;
+    let signer = Signer::new(SECRET).expect("signer").clock(clock);
+    let body = br#"{"type":"run.finished","run":"r_replayed"}"#;
+    let original = signer
+        .sign("dlv_original_9", body)
+        .header_map()
+        .expect("headers");
+    let answer = post_to(addr, &original, body).await;
+    assert_eq!((answer.0, answer.1.as_str()), (StatusCode::OK, "ok"));
+
+    let mut replay = original.clone();
+    replay.insert(
+        "x-agent-delivery-id",
+        http::HeaderValue::from_static("dlv_replayed_10"),
+    );
+    let answer = post_to(addr, &replay, body).await;
+    assert_eq!((answer.0, answer.1.as_str()), (StatusCode::OK, "duplicate"));
+    let answer = post_to(addr, &original, body).await;
+    assert_eq!((answer.0, answer.1.as_str()), (StatusCode::OK, "duplicate"));
+
+    let logs = buffer.text();
+    let dropped: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("duplicate delivery not handled again"))
+        .filter(|line| line.contains("dlv_replayed_10") || line.contains("dlv_original_9"))
+        .collect();
+    assert_eq!(dropped.len(), 2, "{logs}");
+    for part in [
+        " INFO ",
+        "delivery_id=\"dlv_replayed_10\"",
+        "completed_by=\"dlv_original_9\"",
+        "duplicate=\"replay\"",
+    ] {
+        assert!(
+            dropped[0].contains(part),
+            "{part} missing from: {}",
+            dropped[0]
+        );
+    }
+    for part in [
+        " INFO ",
+        "delivery_id=\"dlv_original_9\"",
+        "duplicate=\"completed\"",
+    ] {
+        assert!(
+            dropped[1].contains(part),
+            "{part} missing from: {}",
+            dropped[1]
+        );
+    }
+    assert!(!dropped[1].contains("completed_by"), "{}", dropped[1]);
 }

@@ -200,6 +200,117 @@ async fn migration_upgrades_the_previous_table() {
     );
 }
 
+/// A database made by the version before the claim recorded delivery ids (its table and
+/// functions, verbatim) is upgraded in place: a message it completed is still a replay (naming
+/// no id, since none was recorded), a receiver of that version keeps claiming through its own
+/// signature during a rolling upgrade, and new completions name their id. In a schema of its
+/// own, so that a shared server's other tests are not disturbed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migration_upgrades_the_version_before_delivery_ids() {
+    let server = PostgresServer::start();
+    let schema = random_name("before_ids");
+    {
+        let admin = PostgresStore::connect(server.url()).await.expect("connect");
+        let client = admin.pool().get().await.expect("connection");
+        client
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .expect("schema");
+    }
+    let separator = if server.url().contains('?') { '&' } else { '?' };
+    let url = format!(
+        "{}{separator}options=-csearch_path%3D{schema}",
+        server.url()
+    );
+    let store = PostgresStore::connect(&url).await.expect("connect");
+    let client = store.pool().get().await.expect("connection");
+    client
+        .batch_execute(include_str!(
+            "fixtures/postgres_migration_before_delivery_id.sql"
+        ))
+        .await
+        .expect("the previous migration");
+    // What a receiver of the previous version sends: `SELECT hookverify_claim($1, $2, $3, $4)`.
+    let previous_claim = |keys: &DeliveryKeys, token: ClaimToken| {
+        let keys: Vec<String> = keys.all().map(|key| key.as_str().to_owned()).collect();
+        let token = i64::from_le_bytes(token.get().to_le_bytes());
+        let client = &client;
+        async move {
+            client
+                .query_one(
+                    "SELECT hookverify_claim($1::text[], $2::bigint, $3::bigint, $4::integer)",
+                    &[&keys, &token, &30_000_i64, &1_000_i32],
+                )
+                .await
+                .expect("the previous claim")
+                .get::<_, i32>(0)
+        }
+    };
+    let ns = random_namespace("before_ids");
+    let before = keys(&ns, "dlv_before");
+    let owner = token();
+    assert_eq!(previous_claim(&before, owner).await, 0, "fresh");
+    assert!(
+        store
+            .complete(&before, owner, RETAIN)
+            .await
+            .expect("complete")
+    );
+
+    store.migrate().await.expect("migrate");
+    store.migrate().await.expect("migrate again");
+    let replay = DeliveryKeys::new(
+        &ns,
+        Some("dlv_copy"),
+        &MessageDigest::of(&[b"message of ", b"dlv_before"]),
+    );
+    assert_eq!(
+        claim(&store, &replay).await,
+        Claim::Replay { completed_by: None }
+    );
+    assert_eq!(claim(&store, &before).await, Claim::Completed);
+
+    // A receiver not upgraded yet: its claims still work and still exclude the others.
+    let during = keys(&ns, "dlv_during");
+    let owner = token();
+    assert_eq!(previous_claim(&during, owner).await, 0, "fresh");
+    assert_eq!(previous_claim(&during, token()).await, 1, "in flight");
+    assert_eq!(claim(&store, &during).await, Claim::InFlight);
+    assert!(
+        store
+            .complete(&during, owner, RETAIN)
+            .await
+            .expect("complete")
+    );
+    let replay = DeliveryKeys::new(
+        &ns,
+        Some("dlv_copy"),
+        &MessageDigest::of(&[b"message of ", b"dlv_during"]),
+    );
+    assert_eq!(previous_claim(&replay, token()).await, 3, "a replay");
+
+    // Upgraded receivers record the id, and a replay names it.
+    let after = keys(&ns, "dlv_after");
+    let owner = fresh(&store, &after).await;
+    assert!(
+        store
+            .complete(&after, owner, RETAIN)
+            .await
+            .expect("complete")
+    );
+    let replay = DeliveryKeys::new(
+        &ns,
+        Some("dlv_copy"),
+        &MessageDigest::of(&[b"message of ", b"dlv_after"]),
+    );
+    assert_eq!(
+        claim(&store, &replay).await,
+        Claim::Replay {
+            completed_by: Some("dlv_after".into())
+        }
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_receivers_sharing_postgres_handle_each_delivery_once() {
     let server = PostgresServer::start();
@@ -606,13 +717,16 @@ async fn answers_follow_the_documented_order() {
         Some("dlv_new"),
         &MessageDigest::of(&[b"message of ", b"dlv_done"]),
     );
-    assert_eq!(claim(&store, &replay).await, Claim::Replay);
+    let by_done = Claim::Replay {
+        completed_by: Some("dlv_done".into()),
+    };
+    assert_eq!(claim(&store, &replay).await, by_done);
     let anonymous = DeliveryKeys::new(
         &ns,
         None,
         &MessageDigest::of(&[b"message of ", b"dlv_done"]),
     );
-    assert_eq!(claim(&store, &anonymous).await, Claim::Replay);
+    assert_eq!(claim(&store, &anonymous).await, by_done);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

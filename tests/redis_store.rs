@@ -78,8 +78,9 @@ async fn redis_store_conforms() {
     eprintln!("redis conformance: {:?}", started.elapsed());
 }
 
-/// Each key is a string, `held:<token>` then `done:<token>`, whose TTL is the lease, then the
-/// retention, as the server counts it; a released key is gone.
+/// Each key is a string, `held:<token>` then `done:<token>` (the message key's followed by
+/// `:<delivery id>`), whose TTL is the lease, then the retention, as the server counts it; a
+/// released key is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn values_and_ttls_follow_the_documented_layout() {
     let server = RedisServer::start();
@@ -105,9 +106,15 @@ async fn values_and_ttls_follow_the_documented_layout() {
         store.claim(&keys, owner, LEASE).await.expect("claim"),
         Claim::Fresh
     );
-    let held = format!("held:{}", owner.get());
-    let done = format!("done:{}", owner.get());
-    for name in &names {
+    let held = [
+        format!("held:{}", owner.get()),
+        format!("held:{}:dlv_layout", owner.get()),
+    ];
+    let done = [
+        format!("done:{}", owner.get()),
+        format!("done:{}:dlv_layout", owner.get()),
+    ];
+    for (name, held) in names.iter().zip(&held) {
         let kind: String = redis::cmd("TYPE")
             .arg(name)
             .query_async(&mut raw)
@@ -125,7 +132,7 @@ async fn values_and_ttls_follow_the_documented_layout() {
             .await
             .expect("renew")
     );
-    for name in &names {
+    for (name, held) in names.iter().zip(&held) {
         assert_eq!(get(&mut raw, name).await.as_deref(), Some(held.as_str()));
         let ttl = pttl(&mut raw, name).await;
         assert!((89_000..=90_000).contains(&ttl), "{name}: ttl {ttl}");
@@ -137,7 +144,7 @@ async fn values_and_ttls_follow_the_documented_layout() {
             .await
             .expect("complete")
     );
-    for name in &names {
+    for (name, done) in names.iter().zip(&done) {
         assert_eq!(get(&mut raw, name).await.as_deref(), Some(done.as_str()));
         let ttl = pttl(&mut raw, name).await;
         assert!((599_000..=600_000).contains(&ttl), "{name}: ttl {ttl}");
@@ -146,7 +153,7 @@ async fn values_and_ttls_follow_the_documented_layout() {
     assert!(!store.release(&keys, owner).await.expect("release"));
     assert_eq!(
         get(&mut raw, &names[0]).await.as_deref(),
-        Some(done.as_str())
+        Some(done[0].as_str())
     );
 
     // A released claim leaves no key behind.
@@ -283,4 +290,78 @@ async fn an_unreachable_server_is_a_store_error_not_a_hang() {
     assert!(result.is_err(), "nothing listens on port {port}");
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(RedisStore::connect("not a url").await.is_err());
+}
+
+/// Values written by the version before the claim recorded delivery ids (`held:<token>`,
+/// `done:<token>` on a message key too) read the same during a rolling upgrade: held by another
+/// token is in flight, held by the claiming token is fresh again, completed is a replay naming
+/// no id; and a completion keeps such a value's form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn values_of_the_previous_version_are_understood() {
+    let server = RedisServer::start();
+    let store = connect(server.url()).await;
+    let mut raw = store.connection().clone();
+    let ns = random_namespace("previous");
+    let setter = raw.clone();
+    let set = |name: String, value: String| {
+        let mut raw = setter.clone();
+        async move {
+            let () = redis::cmd("SET")
+                .arg(name)
+                .arg(value)
+                .arg("PX")
+                .arg(60_000)
+                .query_async(&mut raw)
+                .await
+                .expect("SET");
+        }
+    };
+
+    let completed = delivery(&ns, Some("dlv_old_done"), "m_old_done");
+    for name in store.redis_keys(&completed) {
+        set(name, "done:17".to_owned()).await;
+    }
+    let replay = delivery(&ns, Some("dlv_copy"), "m_old_done");
+    assert_eq!(
+        store.claim(&replay, token(), LEASE).await.expect("claim"),
+        Claim::Replay { completed_by: None }
+    );
+
+    let held = delivery(&ns, Some("dlv_old_held"), "m_old_held");
+    let owner = token();
+    for name in store.redis_keys(&held) {
+        set(name, format!("held:{}", owner.get())).await;
+    }
+    let copy = delivery(&ns, Some("dlv_copy"), "m_old_held");
+    assert_eq!(
+        store.claim(&copy, token(), LEASE).await.expect("claim"),
+        Claim::InFlight
+    );
+    assert!(store.renew(&held, owner, LEASE).await.expect("renew"));
+    assert!(
+        store
+            .complete(&held, owner, RETAIN)
+            .await
+            .expect("complete")
+    );
+    let names = store.redis_keys(&held);
+    assert_eq!(
+        get(&mut raw, &names[1]).await,
+        Some(format!("done:{}", owner.get()))
+    );
+    assert_eq!(
+        store.claim(&copy, token(), LEASE).await.expect("claim"),
+        Claim::Replay { completed_by: None }
+    );
+
+    let released = delivery(&ns, Some("dlv_old_released"), "m_old_released");
+    let owner = token();
+    for name in store.redis_keys(&released) {
+        set(name, format!("held:{}", owner.get())).await;
+    }
+    assert!(store.release(&released, owner).await.expect("release"));
+    assert_eq!(
+        store.claim(&released, token(), LEASE).await.expect("claim"),
+        Claim::Fresh
+    );
 }

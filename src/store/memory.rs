@@ -9,9 +9,10 @@ use std::time::Duration;
 use lru::LruCache;
 
 use crate::clock::{Clock, SystemClock};
-use crate::store::{Claim, ClaimToken, DeliveryKeys, DeliveryStore, StoreError, millis};
+use crate::store::{Claim, ClaimToken, DedupeKey, DeliveryKeys, DeliveryStore, StoreError, millis};
 
-/// The default capacity: 500,000 keys (250,000 deliveries with an id), at most about 46 MB.
+/// The default capacity: 500,000 keys (250,000 deliveries with an id), at most about 53 MB
+/// with delivery ids of 14 characters (the id's length more per delivery).
 pub const DEFAULT_CAPACITY: NonZeroUsize = match NonZeroUsize::new(500_000) {
     Some(capacity) => capacity,
     None => NonZeroUsize::MIN,
@@ -34,35 +35,49 @@ pub enum WhenFull {
     Refuse,
 }
 
-/// One remembered key: 16 bytes of key digest and 24 of state, beside the LRU's own links.
-#[derive(Clone, Copy)]
+/// One remembered key: 16 bytes of key digest and 32 of state, beside the LRU's own links.
+#[derive(Clone)]
 struct Entry {
     /// The owner's token, kept once completed so that a repeated completion is recognised.
     token: u64,
     /// Unix milliseconds (on the store's clock) at which the lease or the retention ends.
     until_ms: i64,
-    completed: bool,
+    status: Status,
 }
+
+/// Held, or completed by a delivery id. `Held` takes the pointer's null niche, so the state
+/// costs one fat pointer: no separate flag.
+#[derive(Clone)]
+enum Status {
+    Held,
+    /// The delivery id that completed the key: on a message key, the delivery's own copy of
+    /// its id (an empty text, which allocates nothing, on an id key, whose text is the id, and
+    /// for a delivery without one). A copy rather than a share of the request's text: a
+    /// shared one would keep a reference count beside it for as long as it is remembered.
+    Completed(Box<str>),
+}
+
+const _: () = assert!(size_of::<Entry>() == 32, "an entry's size is in the docs");
 
 impl Entry {
     fn held(token: u64, until_ms: i64) -> Self {
         Self {
             token,
             until_ms,
-            completed: false,
+            status: Status::Held,
         }
     }
 
-    fn completed_by(token: u64, until_ms: i64) -> Self {
+    fn completed_by(token: u64, until_ms: i64, delivery_id: Box<str>) -> Self {
         Self {
             token,
             until_ms,
-            completed: true,
+            status: Status::Completed(delivery_id),
         }
     }
 
     fn is_completed(&self) -> bool {
-        self.completed
+        matches!(self.status, Status::Completed(_))
     }
 
     fn live(&self, now: i64) -> bool {
@@ -81,6 +96,14 @@ impl Entry {
     fn held_by(&self, now: i64, token: u64) -> bool {
         self.live(now) && !self.is_completed() && self.token == token
     }
+
+    /// The delivery id that completed the key, if it was completed under one.
+    fn completing_id(&self) -> Option<Arc<str>> {
+        match &self.status {
+            Status::Completed(id) if !id.is_empty() => Some(Arc::from(&**id)),
+            _ => None,
+        }
+    }
 }
 
 /// An in-process dedupe store, bounded to a number of keys.
@@ -97,12 +120,13 @@ impl Entry {
 /// capacity ≥ 2 × peak deliveries per second × retention in seconds
 /// ```
 ///
-/// Each key takes 75 to 95 bytes of heap when the store is full (the LRU's 56-byte node and
+/// Each key takes 83 to 103 bytes of heap when the store is full (the LRU's 64-byte node and
 /// its share of the hash table, which is sized for the whole capacity up front but only
-/// touched as keys arrive), so 151 to 190 bytes per remembered delivery
-/// (`examples/store_memory.rs` counts them). The default capacity ([`DEFAULT_CAPACITY`],
-/// 500,000 keys, at most about 46 MB) covers 630 s of retention at about 400 deliveries per
-/// second.
+/// touched as keys arrive), and the message key keeps a copy of the delivery id that completed
+/// it (for the replay's log line): so 166 to 206 bytes per remembered delivery, plus its id's
+/// length (`examples/store_memory.rs` counts them: 181 to 220 with ids of 14 characters). The
+/// default capacity ([`DEFAULT_CAPACITY`], 500,000 keys, at most about 53 MB with such ids)
+/// covers 630 s of retention at about 400 deliveries per second.
 ///
 /// # When full
 ///
@@ -213,7 +237,11 @@ impl MemoryStore {
         if let Some(message) = keys.message() {
             match state.entries.peek(message.digest()) {
                 Some(entry) if entry.held_by_other(now, token) => return Ok(Claim::InFlight),
-                Some(entry) if entry.completed(now) => return Ok(Claim::Replay),
+                Some(entry) if entry.completed(now) => {
+                    return Ok(Claim::Replay {
+                        completed_by: entry.completing_id(),
+                    });
+                }
                 _ => {}
             }
         }
@@ -225,7 +253,7 @@ impl MemoryStore {
         self.make_room(&mut state, now, new_keys)?;
         let entry = Entry::held(token, now.saturating_add(millis(lease)));
         for key in keys.all() {
-            state.entries.push(*key.digest(), entry);
+            state.entries.push(*key.digest(), entry.clone());
         }
         state.claimed += new_keys as u64;
         Ok(Claim::Fresh)
@@ -265,7 +293,7 @@ impl MemoryStore {
         self.settle(
             keys,
             |entry| entry.held_by(now, token),
-            || Entry::held(token, now.saturating_add(millis(lease))),
+            |_| Entry::held(token, now.saturating_add(millis(lease))),
         )
     }
 
@@ -274,17 +302,24 @@ impl MemoryStore {
         let ours = |entry: &Entry| {
             entry.held_by(now, token) || (entry.completed(now) && entry.token == token)
         };
-        self.settle(keys, ours, || {
-            Entry::completed_by(token, now.saturating_add(millis(retain)))
+        let until_ms = now.saturating_add(millis(retain));
+        // Copied before the lock is taken; only the message key keeps it.
+        let mut delivery_id = keys.message().and(keys.delivery_id()).map(Box::from);
+        self.settle(keys, ours, |key| {
+            let id = match Some(key) == keys.message() {
+                true => delivery_id.take(),
+                false => None,
+            };
+            Entry::completed_by(token, until_ms, id.unwrap_or_default())
         })
     }
 
-    /// If every key's entry passes `ours`, replaces them all with `next()`.
+    /// If every key's entry passes `ours`, replaces each with `next(key)`.
     fn settle(
         &self,
         keys: &DeliveryKeys,
         ours: impl Fn(&Entry) -> bool,
-        next: impl Fn() -> Entry,
+        mut next: impl FnMut(&DedupeKey) -> Entry,
     ) -> bool {
         let mut state = self.lock();
         let all_ours = keys
@@ -292,7 +327,7 @@ impl MemoryStore {
             .all(|key| state.entries.peek(key.digest()).is_some_and(&ours));
         if all_ours {
             for key in keys.all() {
-                state.entries.put(*key.digest(), next());
+                state.entries.put(*key.digest(), next(key));
             }
         }
         all_ours

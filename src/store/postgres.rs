@@ -141,8 +141,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use ::deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use ::tokio_postgres::types::{FromSqlOwned, ToSql, Type};
-use ::tokio_postgres::{GenericClient, NoTls};
+use ::tokio_postgres::types::{ToSql, Type};
+use ::tokio_postgres::{GenericClient, NoTls, Row};
 use tokio::time::Instant;
 
 use crate::store::{Claim, ClaimToken, DeliveryKeys, DeliveryStore, StoreError, millis};
@@ -151,14 +151,18 @@ use crate::store::{Claim, ClaimToken, DeliveryKeys, DeliveryStore, StoreError, m
 ///
 /// The table keeps one row per key: the token of the claim that holds it (kept once
 /// completed, so that a completion is idempotent for its token), the Unix millisecond (on the
-/// server's clock) at which the lease or the retention ends, and whether it was completed. A
-/// table made by an earlier version of this crate is upgraded in place (its rows stay valid).
+/// server's clock) at which the lease or the retention ends, whether it was completed, and, on
+/// a message key, the delivery id that claimed it (kept once completed: a replay's answer names
+/// it). A table made by an earlier version of this crate is upgraded in place (its rows stay
+/// valid; a replay of a message completed before the upgrade names no id), and the claim
+/// function of the previous version stays, for its receivers during a rolling upgrade.
 pub const MIGRATION: &str = r#"
 CREATE TABLE IF NOT EXISTS hookverify_deliveries (
-    key       text    PRIMARY KEY,
-    token     bigint,
-    until_ms  bigint  NOT NULL,
-    completed boolean NOT NULL DEFAULT false
+    key         text    PRIMARY KEY,
+    token       bigint,
+    until_ms    bigint  NOT NULL,
+    completed   boolean NOT NULL DEFAULT false,
+    delivery_id text
 );
 CREATE INDEX IF NOT EXISTS hookverify_deliveries_until_ms
     ON hookverify_deliveries (until_ms);
@@ -177,6 +181,21 @@ BEGIN
 END
 $migrate$;
 
+-- Earlier versions did not record which delivery id claimed a message key. Adding a nullable
+-- column without a default rewrites nothing, but still locks the table: only when missing.
+DO $migrate_id$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_attribute
+        WHERE attrelid = 'hookverify_deliveries'::regclass
+          AND attname = 'delivery_id'
+          AND NOT attisdropped
+    ) THEN
+        ALTER TABLE hookverify_deliveries ADD COLUMN delivery_id text;
+    END IF;
+END
+$migrate_id$;
+
 -- Each function takes `wait_ms`, the time the client still waits for its answer, and bounds
 -- every lock wait by what is left of it (`lock_timeout`, restored on exit by the SET clause).
 -- A key lost on the way raises the private SQLSTATE ZH001, which rolls back the
@@ -184,53 +203,71 @@ $migrate$;
 -- taken on the way are all given back.
 
 -- Claims every key for `claimant`, in the given order (the delivery id's first, the message
--- key last; either may be absent). Answers 0 fresh, 1 in flight, 2 completed (the delivery
--- id was completed), 3 replay (the message was completed). A key's kind is its second field:
--- `{namespace}:id:…` or `{namespace}:msg:…` (a namespace has no ':').
+-- key last; either may be absent), recording `holder` (the delivery id, or NULL) on the
+-- message key. Answers 0 fresh, 1 in flight, 2 completed (the delivery id was completed), 3
+-- replay (the message was completed; `completed_by` is the delivery id recorded on it). A
+-- key's kind is its second field: `{namespace}:id:…` or `{namespace}:msg:…` (a namespace has
+-- no ':').
 CREATE OR REPLACE FUNCTION hookverify_claim(
-    claim_keys text[], claimant bigint, lease_ms bigint, wait_ms integer
-) RETURNS integer
+    claim_keys text[], claimant bigint, lease_ms bigint, wait_ms integer, holder text,
+    OUT answer integer, OUT completed_by text
+)
 LANGUAGE plpgsql
 SET lock_timeout = '2s'
 AS $claim$
 DECLARE
     started constant timestamptz := clock_timestamp();
     last constant integer := cardinality(claim_keys);
-    answer integer := 0;
     was_completed boolean;
+    was_claimed_by text;
 BEGIN
+    answer := 0;
     BEGIN
         FOR i IN 1 .. last LOOP
             PERFORM set_config('lock_timeout', greatest(1, wait_ms
                 - floor(extract(epoch FROM clock_timestamp() - started) * 1000))::bigint::text,
                 true);
-            INSERT INTO hookverify_deliveries AS d (key, token, until_ms, completed)
+            INSERT INTO hookverify_deliveries AS d (key, token, until_ms, completed, delivery_id)
             VALUES (claim_keys[i], claimant,
-                    (extract(epoch FROM clock_timestamp()) * 1000)::bigint + lease_ms, false)
+                    (extract(epoch FROM clock_timestamp()) * 1000)::bigint + lease_ms, false,
+                    CASE WHEN split_part(claim_keys[i], ':', 2) = 'msg' THEN holder END)
             ON CONFLICT (key) DO UPDATE
                 SET token = excluded.token,
                     until_ms = (extract(epoch FROM clock_timestamp()) * 1000)::bigint + lease_ms,
-                    completed = false
+                    completed = false,
+                    delivery_id = excluded.delivery_id
                 WHERE d.until_ms <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint
                    OR (d.token = claimant AND NOT d.completed);
             IF NOT FOUND THEN
                 -- Live and not ours. This transaction holds the row's lock: it cannot change.
-                SELECT d.completed INTO was_completed
+                SELECT d.completed, d.delivery_id INTO was_completed, was_claimed_by
                 FROM hookverify_deliveries AS d WHERE d.key = claim_keys[i];
                 answer := CASE
                     WHEN NOT coalesce(was_completed, false) THEN 1
                     WHEN split_part(claim_keys[i], ':', 2) = 'msg' THEN 3
                     ELSE 2
                 END;
+                IF answer = 3 THEN
+                    completed_by := was_claimed_by;
+                END IF;
                 RAISE SQLSTATE 'ZH001';
             END IF;
         END LOOP;
     EXCEPTION WHEN SQLSTATE 'ZH001' THEN
         NULL; -- nothing kept; `answer` says why
     END;
-    RETURN answer;
 END
 $claim$;
+
+-- The previous version's claim, which its receivers still call during a rolling upgrade: the
+-- same claim, recording no delivery id.
+CREATE OR REPLACE FUNCTION hookverify_claim(
+    claim_keys text[], claimant bigint, lease_ms bigint, wait_ms integer
+) RETURNS integer
+LANGUAGE sql
+AS $claim_previous$
+    SELECT c.answer FROM hookverify_claim(claim_keys, claimant, lease_ms, wait_ms, NULL::text) AS c
+$claim_previous$;
 
 -- Extends every key to `lease_ms` from now, if `claimant` holds them all.
 CREATE OR REPLACE FUNCTION hookverify_renew(
@@ -399,9 +436,11 @@ impl Function {
 
     /// `$1` keys, `$2` token, then the lease or retention (ms) if the function takes one, and
     /// last the time left for lock waits (ms).
+    /// The claim also takes the delivery id (`$5`, recorded on the message key) and answers
+    /// two columns: its code and, on a replay, the delivery id that completed the message.
     fn sql(self) -> &'static str {
         match self {
-            Self::Claim => "SELECT hookverify_claim($1, $2, $3, $4)",
+            Self::Claim => "SELECT answer, completed_by FROM hookverify_claim($1, $2, $3, $4, $5)",
             Self::Renew => "SELECT hookverify_renew($1, $2, $3, $4)",
             Self::Complete => "SELECT hookverify_complete($1, $2, $3, $4)",
             Self::Release => "SELECT hookverify_release($1, $2, $3)",
@@ -409,10 +448,18 @@ impl Function {
     }
 
     fn types(self) -> &'static [Type] {
+        const CLAIM: [Type; 5] = [
+            Type::TEXT_ARRAY,
+            Type::INT8,
+            Type::INT8,
+            Type::INT4,
+            Type::TEXT,
+        ];
         const SPANNED: [Type; 4] = [Type::TEXT_ARRAY, Type::INT8, Type::INT8, Type::INT4];
         const UNSPANNED: [Type; 3] = [Type::TEXT_ARRAY, Type::INT8, Type::INT4];
         match self {
-            Self::Claim | Self::Renew | Self::Complete => &SPANNED,
+            Self::Claim => &CLAIM,
+            Self::Renew | Self::Complete => &SPANNED,
             Self::Release => &UNSPANNED,
         }
     }
@@ -427,6 +474,8 @@ struct Arguments<'a> {
     token: i64,
     span_ms: Option<i64>,
     wait_ms: i32,
+    /// The delivery id, which the claim records on the message key.
+    delivery_id: Option<&'a str>,
 }
 
 impl<'a> Arguments<'a> {
@@ -441,20 +490,24 @@ impl<'a> Arguments<'a> {
             token: signed(token),
             span_ms: span.map(millis),
             wait_ms: lock_budget_ms(deadline.saturating_duration_since(Instant::now())),
+            delivery_id: keys.delivery_id(),
         }
     }
 
-    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+    fn params(&self, function: Function) -> Vec<&(dyn ToSql + Sync)> {
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&self.keys, &self.token];
         if let Some(span) = &self.span_ms {
             params.push(span);
         }
         params.push(&self.wait_ms);
+        if matches!(function, Function::Claim) {
+            params.push(&self.delivery_id);
+        }
         params
     }
 
     fn typed_params(&self, function: Function) -> Vec<(&(dyn ToSql + Sync), Type)> {
-        self.params()
+        self.params(function)
             .into_iter()
             .zip(function.types().iter().cloned())
             .collect()
@@ -612,10 +665,10 @@ impl PostgresStore {
     where
         C: GenericClient + Sync,
     {
-        let code = self
+        let ClaimRow(code, completed_by) = self
             .call_in(client, Function::Claim, keys, token, Some(lease))
             .await?;
-        claim_answer(code)
+        claim_answer(code, completed_by)
     }
 
     /// [`DeliveryStore::complete`] on `client`, typically the transaction that holds the
@@ -662,7 +715,7 @@ impl PostgresStore {
     ) -> Result<T, StoreError>
     where
         C: GenericClient + Sync,
-        T: FromSqlOwned,
+        T: Answer,
     {
         let deadline = Instant::now() + self.timeout;
         let arguments = Arguments::new(keys, token, span, deadline);
@@ -671,7 +724,7 @@ impl PostgresStore {
                 .query_typed(function.sql(), &arguments.typed_params(function))
                 .await?;
             match rows.first() {
-                Some(row) => row.try_get(0).map_err(Failure::Postgres),
+                Some(row) => T::read(row).map_err(Failure::Postgres),
                 None => Err(Failure::NoRow),
             }
         };
@@ -682,7 +735,7 @@ impl PostgresStore {
     /// Calls `function` on a pooled connection, with a statement prepared once per
     /// connection; the whole call (waiting for the connection included) bounded by the
     /// timeout. A connection that timed out is dropped, not pooled: it may still be busy.
-    async fn call_pooled<T: FromSqlOwned>(
+    async fn call_pooled<T: Answer>(
         &self,
         function: Function,
         keys: &DeliveryKeys,
@@ -697,8 +750,10 @@ impl PostgresStore {
                 .await?;
             // The lock budget counts from here: the connection and the statement are ready.
             let arguments = Arguments::new(keys, token, span, deadline);
-            let row = client.query_one(&statement, &arguments.params()).await?;
-            row.try_get(0)
+            let row = client
+                .query_one(&statement, &arguments.params(function))
+                .await?;
+            T::read(&row)
         };
         match tokio::time::timeout_at(deadline, run).await {
             Ok(Ok(answer)) => Ok(answer),
@@ -745,11 +800,11 @@ impl DeliveryStore for PostgresStore {
         token: ClaimToken,
         lease: Duration,
     ) -> Result<Claim, StoreError> {
-        let code = self
+        let ClaimRow(code, completed_by) = self
             .call_pooled(Function::Claim, keys, token, Some(lease))
             .await?;
         self.maybe_cleanup();
-        claim_answer(code)
+        claim_answer(code, completed_by)
     }
 
     async fn renew(
@@ -848,12 +903,34 @@ async fn cleanup_batch(pool: &Pool, bound: Duration) -> Result<u64, StoreError> 
     }
 }
 
-fn claim_answer(code: i32) -> Result<Claim, StoreError> {
+/// What a store function's one row answers.
+trait Answer: Sized {
+    fn read(row: &Row) -> Result<Self, ::tokio_postgres::Error>;
+}
+
+impl Answer for bool {
+    fn read(row: &Row) -> Result<Self, ::tokio_postgres::Error> {
+        row.try_get(0)
+    }
+}
+
+/// The claim's row: its code, and on a replay the delivery id that completed the message.
+struct ClaimRow(i32, Option<String>);
+
+impl Answer for ClaimRow {
+    fn read(row: &Row) -> Result<Self, ::tokio_postgres::Error> {
+        Ok(Self(row.try_get(0)?, row.try_get(1)?))
+    }
+}
+
+fn claim_answer(code: i32, completed_by: Option<String>) -> Result<Claim, StoreError> {
     match code {
         FRESH => Ok(Claim::Fresh),
         IN_FLIGHT => Ok(Claim::InFlight),
         COMPLETED => Ok(Claim::Completed),
-        REPLAY => Ok(Claim::Replay),
+        REPLAY => Ok(Claim::Replay {
+            completed_by: completed_by.map(Arc::from),
+        }),
         other => Err(StoreError::new(format!(
             "postgres: unexpected answer {other} to a claim"
         ))),
@@ -900,11 +977,18 @@ mod tests {
 
     #[test]
     fn answers_map_to_claims() {
-        assert_eq!(claim_answer(FRESH).expect("answer"), Claim::Fresh);
-        assert_eq!(claim_answer(IN_FLIGHT).expect("answer"), Claim::InFlight);
-        assert_eq!(claim_answer(COMPLETED).expect("answer"), Claim::Completed);
-        assert_eq!(claim_answer(REPLAY).expect("answer"), Claim::Replay);
-        assert!(claim_answer(4).is_err());
+        let answer = |code| claim_answer(code, None).expect("answer");
+        assert_eq!(answer(FRESH), Claim::Fresh);
+        assert_eq!(answer(IN_FLIGHT), Claim::InFlight);
+        assert_eq!(answer(COMPLETED), Claim::Completed);
+        assert_eq!(answer(REPLAY), Claim::Replay { completed_by: None });
+        assert_eq!(
+            claim_answer(REPLAY, Some("dlv_1".into())).expect("answer"),
+            Claim::Replay {
+                completed_by: Some("dlv_1".into())
+            }
+        );
+        assert!(claim_answer(4, None).is_err());
     }
 
     #[test]
@@ -925,6 +1009,21 @@ mod tests {
         ] {
             let placeholders = function.sql().matches('$').count();
             assert_eq!(placeholders, function.types().len(), "{function:?}");
+            let namespace = crate::store::Namespace::default();
+            let digest = crate::store::MessageDigest::of(&[b"{}"]);
+            let keys = DeliveryKeys::new(&namespace, Some("dlv_1"), &digest);
+            let span = Some(Duration::from_secs(1));
+            let span = if matches!(function, Function::Release) {
+                None
+            } else {
+                span
+            };
+            let arguments = Arguments::new(&keys, ClaimToken::new(1), span, Instant::now());
+            assert_eq!(
+                arguments.typed_params(function).len(),
+                placeholders,
+                "{function:?}"
+            );
         }
     }
 }

@@ -28,23 +28,29 @@
 //! | Redis key | value | expiry |
 //! | --- | --- | --- |
 //! | `{prefix}{{namespace}}:id:{delivery id}` | `held:{token}` while claimed, `done:{token}` once completed | the lease (claim, renew), then the retention (complete) |
-//! | `{prefix}{{namespace}}:msg:{32 hex digits}` | the same | the same |
+//! | `{prefix}{{namespace}}:msg:{32 hex digits}` | the same, followed by `:{delivery id}` when the delivery has one | the same |
 //!
-//! for instance `hookverify:{default}:id:dlv_123` and `hookverify:{default}:msg:9f86…`. The
-//! token is written in decimal. A released key is deleted; an expired one is dropped by Redis.
+//! for instance `hookverify:{default}:id:dlv_123` (`done:8812…`) and
+//! `hookverify:{default}:msg:9f86…` (`done:8812…:dlv_123`). The token is written in decimal. A
+//! released key is deleted; an expired one is dropped by Redis. The delivery id on the message
+//! key is what a replay's answer names as `completed_by`; values written by earlier versions,
+//! without it, are read the same way (a replay of one names no id).
 //!
 //! The scripts answer:
 //!
-//! - **claim** (`KEYS`: the id key if any, then the message key; `ARGV`: token, lease in ms):
-//!   `2` (completed) if the id key is done; `1` (in flight) if the id key is held by another
-//!   token; `1` if the message key is held by another token; `3` (replay) if the message key is
-//!   done; else both keys are set to `held:{token}` with `PX lease`, answer `0` (fresh). A key
-//!   held by the same token counts as free, so a claim retried with its token is fresh again.
+//! - **claim** (`KEYS`: the id key if any, then the message key; `ARGV`: token, lease in ms,
+//!   the keys' kinds, the delivery id or an empty string): `2` (completed) if the id key is
+//!   done; `1` (in flight) if the id key is held by another token; `1` if the message key is
+//!   held by another token; `3` (replay) if the message key is done, with the delivery id
+//!   written on it; else both keys are set to `held:{token}` (the message key followed by
+//!   `:{delivery id}`) with `PX lease`, answer `0` (fresh). A key held by the same token counts
+//!   as free, so a claim retried with its token is fresh again. The answer is a pair: the code
+//!   and the replayed message's delivery id (empty otherwise).
 //! - **renew** (`ARGV`: token, lease in ms): `1` and `PEXPIRE lease` on every key if the token
 //!   holds all of them, else `0` and nothing changes.
 //! - **complete** (`ARGV`: token, retention in ms): `1` and every key set to `done:{token}`
-//!   with `PX retention` if the token holds (or already completed) all of them, else `0` and
-//!   nothing changes. Keeping the token makes a repeated completion harmless: a completion
+//!   (the message key keeping the delivery id its claim wrote) with `PX retention` if the token
+//!   holds (or already completed) all of them, else `0` and nothing changes. Keeping the token makes a repeated completion harmless: a completion
 //!   whose answer was lost can be retried.
 //! - **release** (`ARGV`: token): deletes each key the token still holds, answers how many.
 //!
@@ -118,25 +124,38 @@ const IN_FLIGHT: i64 = 1;
 const COMPLETED: i64 = 2;
 const REPLAY: i64 = 3;
 
+// A key's value is `held:{token}` or `done:{token}`, followed on a message key by
+// `:{delivery id}` when the delivery has one (a token is decimal digits: the first `:` after it
+// starts the id). `is(value, prefix)` in the scripts matches a value with or without the id.
+
 /// `KEYS`: the id key (when the delivery has an id), then the message key (when it has one).
-/// `ARGV`: the token, the lease in ms, and the keys' kinds, one letter each (`i` the id, `m`
-/// the message). Answers 0 fresh, 1 in flight, 2 completed, 3 replay.
+/// `ARGV`: the token, the lease in ms, the keys' kinds, one letter each (`i` the id, `m` the
+/// message), and the delivery id (empty if none), written into the message key. Answers
+/// `{code, id}`: code 0 fresh, 1 in flight, 2 completed, 3 replay; id, on a replay, the
+/// delivery id that completed the message (empty if none).
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+local function is(value, prefix)
+  return value and (value == prefix or string.sub(value, 1, #prefix + 1) == prefix .. ':')
+end
 local mine = 'held:' .. ARGV[1]
 for i = 1, #KEYS do
   local value = redis.call('GET', KEYS[i])
   if value and string.sub(value, 1, 5) == 'done:' then
-    if string.sub(ARGV[3], i, i) == 'i' then return 2 end
-    return 3
+    if string.sub(ARGV[3], i, i) == 'i' then return {2, ''} end
+    return {3, string.match(value, '^done:%d+:(.*)$') or ''}
   end
-  if value and value ~= mine then return 1 end
+  if value and not is(value, mine) then return {1, ''} end
 end
 for i = 1, #KEYS do
-  redis.call('SET', KEYS[i], mine, 'PX', ARGV[2])
+  local value = mine
+  if string.sub(ARGV[3], i, i) == 'm' and ARGV[4] ~= '' then
+    value = mine .. ':' .. ARGV[4]
+  end
+  redis.call('SET', KEYS[i], value, 'PX', ARGV[2])
 end
-return 0
+return {0, ''}
 ",
     )
 });
@@ -146,9 +165,12 @@ return 0
 static RENEW: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+local function is(value, prefix)
+  return value and (value == prefix or string.sub(value, 1, #prefix + 1) == prefix .. ':')
+end
 local mine = 'held:' .. ARGV[1]
 for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) ~= mine then return 0 end
+  if not is(redis.call('GET', KEYS[i]), mine) then return 0 end
 end
 for i = 1, #KEYS do
   redis.call('PEXPIRE', KEYS[i], ARGV[2])
@@ -159,19 +181,26 @@ return 1
 });
 
 /// `KEYS`: the delivery's keys. `ARGV`: the token, the retention in ms.
-/// Answers 1 (every key is now `done:<token>` for the retention) if the token holds or has
-/// completed every key, else 0.
+/// Answers 1 (every key is now `done:<token>` for the retention, the message key still
+/// followed by the delivery id its claim wrote) if the token holds or has completed every key,
+/// else 0.
 static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+local function is(value, prefix)
+  return value and (value == prefix or string.sub(value, 1, #prefix + 1) == prefix .. ':')
+end
 local mine = 'held:' .. ARGV[1]
 local done = 'done:' .. ARGV[1]
+local values = {}
 for i = 1, #KEYS do
   local value = redis.call('GET', KEYS[i])
-  if value ~= mine and value ~= done then return 0 end
+  if not (is(value, mine) or is(value, done)) then return 0 end
+  values[i] = value
 end
 for i = 1, #KEYS do
-  redis.call('SET', KEYS[i], done, 'PX', ARGV[2])
+  -- `held:` and `done:` are as long: the token and the delivery id after them stay.
+  redis.call('SET', KEYS[i], 'done:' .. string.sub(values[i], 6), 'PX', ARGV[2])
 end
 return 1
 ",
@@ -183,10 +212,13 @@ return 1
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+local function is(value, prefix)
+  return value and (value == prefix or string.sub(value, 1, #prefix + 1) == prefix .. ':')
+end
 local mine = 'held:' .. ARGV[1]
 local released = 0
 for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == mine then
+  if is(redis.call('GET', KEYS[i]), mine) then
     redis.call('DEL', KEYS[i])
     released = released + 1
   end
@@ -362,6 +394,22 @@ where
     }
 }
 
+/// The claim script's answer. The id is only for the logs: bytes that are not UTF-8 (which this
+/// crate never writes) are shown with replacement characters rather than failing the claim.
+fn claim_answer(code: i64, id: &[u8]) -> Result<Claim, StoreError> {
+    match code {
+        FRESH => Ok(Claim::Fresh),
+        IN_FLIGHT => Ok(Claim::InFlight),
+        COMPLETED => Ok(Claim::Completed),
+        REPLAY => Ok(Claim::Replay {
+            completed_by: (!id.is_empty()).then(|| String::from_utf8_lossy(id).into()),
+        }),
+        other => Err(StoreError::new(format!(
+            "redis: unexpected answer {other} to a claim"
+        ))),
+    }
+}
+
 /// A lease or retention in whole milliseconds, from 1 ms to 100 years.
 fn span_ms(span: Duration) -> i64 {
     millis(span).min(MAX_SPAN_MS)
@@ -385,15 +433,9 @@ where
             _ => "m",
         };
         invocation.arg(kinds);
-        match self.run::<i64>("claim", &invocation).await? {
-            FRESH => Ok(Claim::Fresh),
-            IN_FLIGHT => Ok(Claim::InFlight),
-            COMPLETED => Ok(Claim::Completed),
-            REPLAY => Ok(Claim::Replay),
-            other => Err(StoreError::new(format!(
-                "redis: unexpected answer {other} to a claim"
-            ))),
-        }
+        invocation.arg(keys.delivery_id().unwrap_or(""));
+        let (code, id) = self.run::<(i64, Vec<u8>)>("claim", &invocation).await?;
+        claim_answer(code, &id)
     }
 
     async fn renew(

@@ -97,8 +97,9 @@ pub(crate) struct ServeArgs {
     store: String,
 
     /// Keys the memory store holds: two per delivery (its id and its message), each kept for
-    /// twice the tolerance plus 30 s; 151 to 190 bytes of memory per delivery when full
-    /// [default: 500000, about 46 MB at most, enough for 400 deliveries/s; only with --store
+    /// twice the tolerance plus 30 s; 166 to 206 bytes of memory per delivery when full, plus
+    /// its id's length [default: 500000, about 53 MB at most with ids of 14 characters, enough
+    /// for 400 deliveries/s; only with --store
     /// memory]
     #[arg(long, value_name = "KEYS")]
     capacity: Option<NonZeroUsize>,
