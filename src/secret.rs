@@ -4,8 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64_simd::STANDARD;
 use ed25519_dalek::StreamVerifier;
 use ed25519_dalek::VerifyingKey;
 use hmac::{Hmac, KeyInit, Mac};
@@ -99,14 +98,14 @@ impl Secret {
                 let expected = "whsec_<base64> or whpk_<base64 of a 32-byte Ed25519 public key>";
                 if let Some(encoded) = self.value.strip_prefix(b"whsec_") {
                     let key =
-                        Zeroizing::new(STANDARD.decode(encoded).map_err(|_| encoding(expected))?);
+                        Zeroizing::new(STANDARD.decode_to_vec(encoded).map_err(|_| encoding(expected))?);
                     if key.is_empty() {
                         return Err(encoding(expected));
                     }
                     hmac(&key)
                 } else if let Some(encoded) = self.value.strip_prefix(b"whpk_") {
                     let bytes: [u8; 32] = STANDARD
-                        .decode(encoded)
+                        .decode_to_vec(encoded)
                         .ok()
                         .and_then(|bytes| bytes.try_into().ok())
                         .ok_or_else(|| encoding(expected))?;

@@ -4,8 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64_simd::STANDARD;
 use ed25519_dalek::Signer as _;
 use http::header::InvalidHeaderValue;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -107,7 +106,7 @@ impl Signer {
             }
             Method::StandardWebhooks if secret.starts_with(b"whsk_") => {
                 let seed: Zeroizing<[u8; 32]> = STANDARD
-                    .decode(&secret[5..])
+                    .decode_to_vec(&secret[5..])
                     .ok()
                     .map(Zeroizing::new)
                     // Exactly the seed: a longer value is not silently cut to its first 32 bytes.
@@ -152,7 +151,7 @@ impl Signer {
         match &self.key {
             SigningKey::Ed25519(key) => Some(format!(
                 "whpk_{}",
-                STANDARD.encode(key.verifying_key().as_bytes())
+                STANDARD.encode_to_string(key.verifying_key().as_bytes())
             )),
             _ => None,
         }
@@ -188,7 +187,7 @@ impl Signer {
                     Method::Slack => format!("v0={}", hex(tag)),
                     Method::StandardWebhooks => format!(
                         "v1,{}",
-                        tag.map(|tag| STANDARD.encode(tag.as_bytes()))
+                        tag.map(|tag| STANDARD.encode_to_string(tag.as_bytes()))
                             .unwrap_or_default()
                     ),
                     _ => format!("sha256={}", hex(tag)),
@@ -200,10 +199,10 @@ impl Signer {
                     .into_iter()
                     .chain(body.iter().copied())
                     .collect();
-                format!("v1a,{}", STANDARD.encode(key.sign(&message).to_bytes()))
+                format!("v1a,{}", STANDARD.encode_to_string(key.sign(&message).to_bytes()))
             }
             SigningKey::Credential(credential) if method == Method::BasicAuth => {
-                format!("Basic {}", STANDARD.encode(credential.as_bytes()))
+                format!("Basic {}", STANDARD.encode_to_string(credential.as_bytes()))
             }
             SigningKey::Credential(credential) => format!("Bearer {}", credential.as_str()),
             SigningKey::Nothing => String::new(),

@@ -2,8 +2,7 @@
 //! `v1,<base64 HMAC-SHA256>` and `v1a,<base64 Ed25519>` entries over `{id}.{timestamp}.{body}`;
 //! the id and timestamp come in `webhook-id` and `webhook-timestamp` (or their `svix-` names).
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64_simd::{Out, STANDARD};
 use http::HeaderName;
 
 use super::{Alg, HeaderNames};
@@ -41,16 +40,16 @@ pub(super) fn parse(value: &[u8], signatures: &mut Signatures) -> Result<(), Mal
             _ => continue,
         };
         signatures.push(alg, |out| {
-            // Room for the decoder's estimate (three bytes per four characters) of a
-            // well-formed entry; anything longer is the wrong length anyway.
-            let mut decoded = [0u8; 72];
-            let written = STANDARD
-                .decode_slice(encoded, &mut decoded)
+            let decoded_len = STANDARD
+                .decoded_length(encoded)
                 .map_err(|_| Malformed::NotBase64)?;
-            if written != len {
-                return Err(Malformed::SignatureLength { bytes: len });
-            }
-            out[..len].copy_from_slice(&decoded[..len]);
+            let out = out
+                .get_mut(..len)
+                .filter(|_| decoded_len == len)
+                .ok_or(Malformed::SignatureLength { bytes: len })?;
+            STANDARD
+                .decode(encoded, Out::from_slice(out))
+                .map_err(|_| Malformed::NotBase64)?;
             Ok(len)
         })?;
     }
@@ -58,4 +57,48 @@ pub(super) fn parse(value: &[u8], signatures: &mut Signatures) -> Result<(), Mal
         return Err(Malformed::NoSignature);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The signature `parse` decodes from `encoded`, if it accepts it.
+    fn decoded(encoded: &str) -> Option<Vec<u8>> {
+        let mut signatures = Signatures::default();
+        parse(format!("v1,{encoded}").as_bytes(), &mut signatures).ok()?;
+        signatures.of(Alg::HmacSha256).next().map(<[u8]>::to_vec)
+    }
+
+    /// What the `base64` crate's strict standard engine decodes, when it is a 32-byte tag.
+    fn reference(encoded: &str) -> Option<Vec<u8>> {
+        let engine = base64::engine::general_purpose::STANDARD;
+        engine.decode(encoded).ok().filter(|bytes| bytes.len() == 32)
+    }
+
+    proptest! {
+        /// The vectorized decoder accepts exactly the padded, canonical encodings the `base64`
+        /// crate accepts, and decodes them to the same bytes: arbitrary text, and encodings of
+        /// random bytes with one character changed.
+        #[test]
+        fn decodes_exactly_what_the_reference_decodes(text in "[A-Za-z0-9+/=_-]{0,90}") {
+            prop_assert_eq!(decoded(&text), reference(&text));
+        }
+
+        #[test]
+        fn near_encodings_decode_as_the_reference_does(
+            bytes in proptest::collection::vec(any::<u8>(), 30..35),
+            at in any::<prop::sample::Index>(),
+            with in "[A-Za-z0-9+/=_.]",
+        ) {
+            let mut text = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            prop_assert_eq!(decoded(&text), reference(&text));
+            let at = at.index(text.len());
+            text.replace_range(at..=at, &with);
+            prop_assert_eq!(decoded(&text), reference(&text));
+        }
+    }
 }

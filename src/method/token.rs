@@ -4,8 +4,7 @@
 //! The presented credential is reduced to its SHA-256 digest before any comparison, so the
 //! comparison takes the same time whatever the lengths of the two sides.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64_simd::{Out, STANDARD};
 use http::HeaderName;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -33,9 +32,13 @@ pub(super) fn parse_basic(value: &[u8], into: &mut Signatures) -> Result<(), Mal
     let encoded = credential(value, "Basic")?;
     let mut decoded = Zeroizing::new([0u8; MAX_SIGNATURE_HEADER_LEN]);
     let len = STANDARD
-        .decode_slice(encoded, &mut decoded[..])
+        .decoded_length(encoded)
         .map_err(|_| Malformed::NotBase64)?;
-    let pair = &decoded[..len];
+    // No longer than the header it came from.
+    let out = decoded.get_mut(..len).ok_or(Malformed::NotBase64)?;
+    let pair = STANDARD
+        .decode(encoded, Out::from_slice(out))
+        .map_err(|_| Malformed::NotBase64)?;
     if !pair.contains(&b':') {
         return Err(Malformed::NotUserPassword);
     }

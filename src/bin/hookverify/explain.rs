@@ -22,8 +22,7 @@
 
 use std::fmt::Write as _;
 
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64_simd::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use hookverify::time::format_description::well_known::Rfc3339;
 use hookverify::time::{Duration, OffsetDateTime};
 use hookverify::{
@@ -584,7 +583,7 @@ fn carried(value: &[u8]) -> Carried {
                 if candidate.len() % 2 == 0 && candidate.bytes().all(|b| b.is_ascii_hexdigit()) {
                     hex::decode(candidate).ok()
                 } else {
-                    STANDARD.decode(candidate).ok()
+                    STANDARD.decode_to_vec(candidate).ok()
                 };
             if let Some(tag) = decoded.filter(|tag| matches!(tag.len(), 20 | 32 | 64))
                 && !found.tags.contains(&tag)
@@ -604,8 +603,8 @@ fn credential(method: Method, tag: &[u8], timestamp: &str) -> Option<String> {
         (Method::HmacSha1, 20) => format!("sha1={hex}"),
         (Method::Slack, 32) => format!("v0={hex}"),
         (Method::Stripe, 32) => format!("t={timestamp},v1={hex}"),
-        (Method::StandardWebhooks, 32) => format!("v1,{}", STANDARD.encode(tag)),
-        (Method::StandardWebhooks, 64) => format!("v1a,{}", STANDARD.encode(tag)),
+        (Method::StandardWebhooks, 32) => format!("v1,{}", STANDARD.encode_to_string(tag)),
+        (Method::StandardWebhooks, 64) => format!("v1a,{}", STANDARD.encode_to_string(tag)),
         _ => return None,
     })
 }
@@ -633,7 +632,7 @@ fn same_signed_bytes(a: Method, b: Method) -> bool {
 /// The HMAC key `method` derives from a secret's value, if it keys an HMAC.
 fn hmac_key(method: Method, value: &[u8]) -> Option<Vec<u8>> {
     match method {
-        Method::StandardWebhooks => STANDARD.decode(value.strip_prefix(b"whsec_")?).ok(),
+        Method::StandardWebhooks => STANDARD.decode_to_vec(value.strip_prefix(b"whsec_")?).ok(),
         Method::HmacSha256 | Method::HmacSha1 | Method::Stripe | Method::GitHub | Method::Slack => {
             Some(value.to_vec())
         }
@@ -644,7 +643,7 @@ fn hmac_key(method: Method, value: &[u8]) -> Option<Vec<u8>> {
 /// The secret value from which `method` derives the HMAC key `key`.
 fn secret_for_key(method: Method, key: &[u8]) -> Option<Vec<u8>> {
     match method {
-        Method::StandardWebhooks => Some(format!("whsec_{}", STANDARD.encode(key)).into_bytes()),
+        Method::StandardWebhooks => Some(format!("whsec_{}", STANDARD.encode_to_string(key)).into_bytes()),
         Method::HmacSha256 | Method::HmacSha1 | Method::Stripe | Method::GitHub | Method::Slack => {
             Some(key.to_vec())
         }
@@ -656,7 +655,7 @@ fn secret_for_key(method: Method, key: &[u8]) -> Option<Vec<u8>> {
 fn base64_decoded(text: &[u8]) -> Option<Vec<u8>> {
     [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
         .iter()
-        .find_map(|engine| engine.decode(text).ok())
+        .find_map(|engine| engine.decode_to_vec(text).ok())
         .filter(|key| !key.is_empty())
 }
 
@@ -1229,9 +1228,9 @@ mod tests {
         let stripe = carried(format!("t=1764000000,v1={hex32},v0={}", "cd".repeat(32)).as_bytes());
         assert_eq!(stripe.timestamp.as_deref(), Some("1764000000"));
         assert_eq!(stripe.tags, vec![vec![0xab; 32], vec![0xcd; 32]]);
-        let b64 = STANDARD.encode([7u8; 32]);
+        let b64 = STANDARD.encode_to_string([7u8; 32]);
         assert_eq!(
-            carried(format!("v1,{b64} v1a,{}", STANDARD.encode([9u8; 64])).as_bytes()).tags,
+            carried(format!("v1,{b64} v1a,{}", STANDARD.encode_to_string([9u8; 64])).as_bytes()).tags,
             vec![vec![7; 32], vec![9; 64]]
         );
         assert_eq!(carried(b"Bearer token").tags, Vec::<Vec<u8>>::new());

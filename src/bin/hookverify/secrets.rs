@@ -11,8 +11,7 @@
 
 use std::env::{self, VarError};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64_simd::STANDARD;
 use hookverify::{Method, Secret};
 
 /// The environment variable both commands read when no `--secret` is given.
@@ -124,7 +123,7 @@ pub(crate) fn generate(method: Method) -> Result<String, String> {
             let mut key = [0u8; 30];
             getrandom::fill(&mut key)
                 .map_err(|error| format!("could not get random bytes from the system: {error}"))?;
-            format!("whsec_{}", STANDARD.encode(key))
+            format!("whsec_{}", STANDARD.encode_to_string(key))
         }
         Method::BasicAuth => format!("hookverify:{}", random_hex(32)?),
         _ => format!("whsec_{}", random_hex(32)?),
@@ -137,7 +136,7 @@ pub(crate) fn generate_ed25519_seed() -> Result<String, String> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed)
         .map_err(|error| format!("could not get random bytes from the system: {error}"))?;
-    Ok(format!("whsk_{}", STANDARD.encode(seed)))
+    Ok(format!("whsk_{}", STANDARD.encode_to_string(seed)))
 }
 
 #[cfg(test)]
