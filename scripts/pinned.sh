@@ -7,6 +7,9 @@
 # layer with a memory store of KEYS keys instead of the default); a config prefixed
 # with `old:` (e.g. old:serve-redis) runs the binaries in $OLD_BIN instead (another commit's
 # target/release), for a before/after alternated in one run.
+# CONNECTIONS (default 32) sets wrk's connections; with DELAY_MS set, each connection waits that
+# long between requests, a steady rate below saturation (about CONNECTIONS x 1000 / DELAY_MS per
+# second), so that every configuration runs at the same load.
 # Needs wrk, taskset, redis-server and PostgreSQL (Debian packages wrk, util-linux,
 # redis-server, postgresql).
 set -euo pipefail
@@ -18,7 +21,7 @@ shift $(( $# < 3 ? $# : 3 ))
 configs=("$@")
 [ ${#configs[@]} -gt 0 ] || configs=(bare layer serve-memory serve-redis serve-postgres)
 secret=whsec_pinned
-connections=32
+connections=${CONNECTIONS:-32}
 for tool in wrk taskset; do
   command -v "$tool" >/dev/null || { echo "$tool is missing" >&2; exit 1; }
 done
@@ -34,7 +37,8 @@ cleanup() {
 trap cleanup EXIT
 
 pg_as() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# User and system CPU ticks, "utime stime".
+cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 
 needs() { for c in "${configs[@]}"; do [ "${c#old:}" = "$1" ] && return 0; done; return 1; }
@@ -88,9 +92,12 @@ for round in $(seq "$rounds"); do
       echo "$config: some answers were not 2xx: void" >&2; cat "$work/out.txt" >&2; exit 1
     fi
     requests=$(awk '/requests in/ {print $1}' "$work/out.txt")
-    line=$(awk -v t=$((after - before)) -v r="$requests" -v d="$duration" -v hz="$(getconf CLK_TCK)" \
-      'BEGIN { printf "%.1f %.0f", t / hz / r * 1e6, r / d }')
-    echo "round $round $config: $line (us CPU per request, requests/s)"
+    read -r user_before sys_before <<<"$before"
+    read -r user_after sys_after <<<"$after"
+    user=$((user_after - user_before)); sys=$((sys_after - sys_before))
+    line=$(awk -v u=$user -v s=$sys -v r="$requests" -v d="$duration" -v hz="$(getconf CLK_TCK)" \
+      'BEGIN { printf "%.1f %.0f %.1f %.1f", (u + s) / hz / r * 1e6, r / d, u / hz / r * 1e6, s / hz / r * 1e6 }')
+    echo "round $round $config: $line (us CPU per request, requests/s, of which user, system)"
     results[$config]+="$line;"
   done
 done
@@ -98,6 +105,7 @@ done
 echo "== medians over $rounds rounds: us CPU per request (server on core 0), requests/s =="
 median() { tr ';' '\n' | sed '/^$/d' | awk -v f="$1" '{print $f}' | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 for config in "${configs[@]}"; do
-  printf "%-20s %6s us  %8s req/s\n" "$config" "$(median 1 <<<"${results[$config]}")" \
-    "$(median 2 <<<"${results[$config]}")"
+  printf "%-20s %6s us  %8s req/s  (user %s us, system %s us)\n" "$config" \
+    "$(median 1 <<<"${results[$config]}")" "$(median 2 <<<"${results[$config]}")" \
+    "$(median 3 <<<"${results[$config]}")" "$(median 4 <<<"${results[$config]}")"
 done

@@ -6,7 +6,12 @@ standard hmac module, and the script cycles through them. Each delivery has its 
 first pass measures fresh deliveries; once the pool wraps around, the rest are duplicates.
 
 usage: wrk_requests.py SECRET COUNT BODY_BYTES OUT.lua [FIRST_ID]
+
+With DELAY_MS set in the environment, each connection waits that many milliseconds between its
+requests, so the load is a steady rate (about connections x 1000 / DELAY_MS per second) rather
+than as fast as the server answers.
 """
+import os
 import hashlib, hmac, json, sys, time
 
 secret, count, size, out = sys.argv[1].encode(), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -36,6 +41,8 @@ with open(out, "w") as f:
     f.write("end)()\n")
     f.write("local n = 0\n")
     f.write("request = function()\n  n = n %% %d + 1\n  return requests[n]\nend\n" % count)
+    if os.environ.get("DELAY_MS"):
+        f.write("delay = function()\n  return %d\nend\n" % int(os.environ["DELAY_MS"]))
     f.write("""
 local statuses = {}
 response = function(status)
