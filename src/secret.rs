@@ -97,8 +97,11 @@ impl Secret {
             Method::StandardWebhooks => {
                 let expected = "whsec_<base64> or whpk_<base64 of a 32-byte Ed25519 public key>";
                 if let Some(encoded) = self.value.strip_prefix(b"whsec_") {
-                    let key =
-                        Zeroizing::new(STANDARD.decode_to_vec(encoded).map_err(|_| encoding(expected))?);
+                    let key = Zeroizing::new(
+                        STANDARD
+                            .decode_to_vec(encoded)
+                            .map_err(|_| encoding(expected))?,
+                    );
                     if key.is_empty() {
                         return Err(encoding(expected));
                     }

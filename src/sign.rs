@@ -199,7 +199,10 @@ impl Signer {
                     .into_iter()
                     .chain(body.iter().copied())
                     .collect();
-                format!("v1a,{}", STANDARD.encode_to_string(key.sign(&message).to_bytes()))
+                format!(
+                    "v1a,{}",
+                    STANDARD.encode_to_string(key.sign(&message).to_bytes())
+                )
             }
             SigningKey::Credential(credential) if method == Method::BasicAuth => {
                 format!("Basic {}", STANDARD.encode_to_string(credential.as_bytes()))

@@ -88,7 +88,6 @@ pub struct Precheck {
 /// What [`Verifier::check`] found in the headers, the delivery id still borrowed from them:
 /// `verify` copies it once, into its result.
 struct Checked<'a> {
-    signatures: Signatures,
     timestamp: Option<Timestamp>,
     delivery_id: Option<&'a [u8]>,
     matched: Option<usize>,
@@ -144,14 +143,15 @@ impl Verifier {
         values: HeaderValues<'_>,
         body: &[u8],
     ) -> Result<Verified, VerifyError> {
-        let checked = self.check(values)?;
+        let mut signatures = Signatures::default();
+        let checked = self.check(values, &mut signatures)?;
         let (id, timestamp) = (checked.delivery_id, checked.timestamp.as_ref());
         if let Some(secret) = checked.matched {
             return Ok(self.verified(id, timestamp, secret, None));
         }
         let prefix = self.signed_prefix(id, timestamp);
         for (index, secret) in self.inner.secrets.iter().enumerate() {
-            if let Some(tag) = secret.check_message(prefix, body, &checked.signatures) {
+            if let Some(tag) = secret.check_message(prefix, body, &signatures) {
                 return Ok(self.verified(id, timestamp, index, Some(tag)));
             }
         }
@@ -163,9 +163,10 @@ impl Verifier {
     /// reading the body, so that a stale, malformed or (for a token) unauthorized request costs
     /// nothing more; then hand the body to a [`BodyVerifier`](crate::BodyVerifier).
     pub fn precheck(&self, headers: &HeaderMap) -> Result<Precheck, VerifyError> {
-        let checked = self.check(self.header_values(headers)?)?;
+        let mut signatures = Signatures::default();
+        let checked = self.check(self.header_values(headers)?, &mut signatures)?;
         Ok(Precheck {
-            signatures: checked.signatures,
+            signatures,
             timestamp: checked.timestamp,
             delivery_id: checked.delivery_id.map(DeliveryId::from_checked),
             matched: checked.matched,
@@ -297,7 +298,11 @@ impl Verifier {
     /// Presence, form, window and (for the methods that sign no body) the credential, in that
     /// order.
     #[inline]
-    fn check<'a>(&self, values: HeaderValues<'a>) -> Result<Checked<'a>, VerifyError> {
+    fn check<'a>(
+        &self,
+        values: HeaderValues<'a>,
+        signatures: &mut Signatures,
+    ) -> Result<Checked<'a>, VerifyError> {
         let method = self.inner.method;
         let names = &self.inner.names;
         let missing = |header: &HeaderName| VerifyError::MissingHeader {
@@ -314,10 +319,9 @@ impl Verifier {
             _ => None,
         };
 
-        let mut signatures = Signatures::default();
         let signed_timestamp = match signature {
             Some(value) => method
-                .parse_credentials(value, &mut signatures)
+                .parse_credentials(value, signatures)
                 .map_err(|reason| VerifyError::MalformedSignature {
                     header: names.signature.clone(),
                     reason,
@@ -354,12 +358,11 @@ impl Verifier {
                 self.inner
                     .secrets
                     .iter()
-                    .position(|secret| secret.matches_credential(&signatures))
+                    .position(|secret| secret.matches_credential(signatures))
                     .ok_or(VerifyError::SignatureMismatch)?,
             ),
         };
         Ok(Checked {
-            signatures,
             timestamp,
             delivery_id,
             matched,

@@ -76,7 +76,10 @@ mod tests {
     /// What the `base64` crate's strict standard engine decodes, when it is a 32-byte tag.
     fn reference(encoded: &str) -> Option<Vec<u8>> {
         let engine = base64::engine::general_purpose::STANDARD;
-        engine.decode(encoded).ok().filter(|bytes| bytes.len() == 32)
+        engine
+            .decode(encoded)
+            .ok()
+            .filter(|bytes| bytes.len() == 32)
     }
 
     proptest! {

@@ -643,7 +643,9 @@ fn hmac_key(method: Method, value: &[u8]) -> Option<Vec<u8>> {
 /// The secret value from which `method` derives the HMAC key `key`.
 fn secret_for_key(method: Method, key: &[u8]) -> Option<Vec<u8>> {
     match method {
-        Method::StandardWebhooks => Some(format!("whsec_{}", STANDARD.encode_to_string(key)).into_bytes()),
+        Method::StandardWebhooks => {
+            Some(format!("whsec_{}", STANDARD.encode_to_string(key)).into_bytes())
+        }
         Method::HmacSha256 | Method::HmacSha1 | Method::Stripe | Method::GitHub | Method::Slack => {
             Some(key.to_vec())
         }
@@ -1230,7 +1232,8 @@ mod tests {
         assert_eq!(stripe.tags, vec![vec![0xab; 32], vec![0xcd; 32]]);
         let b64 = STANDARD.encode_to_string([7u8; 32]);
         assert_eq!(
-            carried(format!("v1,{b64} v1a,{}", STANDARD.encode_to_string([9u8; 64])).as_bytes()).tags,
+            carried(format!("v1,{b64} v1a,{}", STANDARD.encode_to_string([9u8; 64])).as_bytes())
+                .tags,
             vec![vec![7; 32], vec![9; 64]]
         );
         assert_eq!(carried(b"Bearer token").tags, Vec::<Vec<u8>>::new());
