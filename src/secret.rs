@@ -7,6 +7,7 @@ use std::sync::Arc;
 use base64_simd::STANDARD;
 use ed25519_dalek::StreamVerifier;
 use ed25519_dalek::VerifyingKey;
+use hmac::digest::{CtOutput, Output};
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -186,25 +187,23 @@ impl KeyedSecret {
         body: &[u8],
         carried: &Signatures,
     ) -> Option<Tag> {
-        let alg = match &self.key {
-            Key::HmacSha256(_) => Alg::HmacSha256,
-            Key::HmacSha1(_) => Alg::HmacSha1,
-            // Signatures are public: stopping at the first valid one leaks nothing.
-            Key::Ed25519(public_key) => {
-                return carried
-                    .of(Alg::Ed25519)
-                    .find(|signature| {
-                        ed25519_state(public_key, signature, prefix).is_some_and(|mut state| {
-                            state.update(body);
-                            state.finalize_and_verify().is_ok()
-                        })
-                    })
-                    .and_then(Tag::from_slice);
+        match &self.key {
+            Key::HmacSha256(keyed) => {
+                matching(mac_of(keyed, prefix, body), carried, Alg::HmacSha256)
             }
-            Key::TokenDigest(_) | Key::Unsigned => return None,
-        };
-        let tag = self.mac_tag(prefix, body)?;
-        carried.contains(alg, &tag).then_some(tag)
+            Key::HmacSha1(keyed) => matching(mac_of(keyed, prefix, body), carried, Alg::HmacSha1),
+            // Signatures are public: stopping at the first valid one leaks nothing.
+            Key::Ed25519(public_key) => carried
+                .of(Alg::Ed25519)
+                .find(|signature| {
+                    ed25519_state(public_key, signature, prefix).is_some_and(|mut state| {
+                        state.update(body);
+                        state.finalize_and_verify().is_ok()
+                    })
+                })
+                .and_then(Tag::from_slice),
+            Key::TokenDigest(_) | Key::Unsigned => None,
+        }
     }
 
     /// The MAC of `prefix` and `body` (for verifying and for signing); `None` for keys that are
@@ -212,8 +211,8 @@ impl KeyedSecret {
     #[inline]
     pub(crate) fn mac_tag(&self, prefix: [&[u8]; 4], body: &[u8]) -> Option<Tag> {
         match &self.key {
-            Key::HmacSha256(keyed) => tag_of(keyed, prefix, body),
-            Key::HmacSha1(keyed) => tag_of(keyed, prefix, body),
+            Key::HmacSha256(keyed) => Tag::from_slice(&mac_of(keyed, prefix, body).into_bytes()),
+            Key::HmacSha1(keyed) => Tag::from_slice(&mac_of(keyed, prefix, body).into_bytes()),
             Key::Ed25519(_) | Key::TokenDigest(_) | Key::Unsigned => None,
         }
     }
@@ -256,17 +255,34 @@ impl KeyedSecret {
     }
 }
 
-/// The tag of `prefix` and `body` under a copy of `keyed`. Computed in place rather than
+/// The MAC of `prefix` and `body` under a copy of `keyed`. Computed in place rather than
 /// through a `BodyCheck`, which would move the MAC state (a few hundred bytes) at every step
 /// (BENCHMARKS.md, issue 15).
 #[inline]
-fn tag_of<M: Mac + Clone>(keyed: &M, prefix: [&[u8]; 4], body: &[u8]) -> Option<Tag> {
+fn mac_of<M: Mac + Clone>(keyed: &M, prefix: [&[u8]; 4], body: &[u8]) -> CtOutput<M> {
     let mut mac = keyed.clone();
     for piece in prefix {
         mac.update(piece);
     }
     mac.update(body);
-    Tag::from_slice(&mac.finalize().into_bytes())
+    mac.finalize()
+}
+
+/// The carried tag of `alg` equal to the computed MAC, if one is. Every one is compared, each
+/// in constant time as `Mac::verify_slice` compares (digest's `CtOutput`, word by word), none
+/// skipped whatever the answer.
+fn matching<M: Mac>(computed: CtOutput<M>, carried: &Signatures, alg: Alg) -> Option<Tag> {
+    let mut found = false;
+    for tag in carried.of(alg) {
+        // A tag of another length is unequal, and lengths are public.
+        if let Ok(tag) = Output::<M>::try_from(tag) {
+            // `|`, not `||`: no comparison is skipped.
+            found |= CtOutput::new(tag) == computed;
+        }
+    }
+    found
+        .then(|| Tag::from_slice(&computed.into_bytes()))
+        .flatten()
 }
 
 /// An Ed25519 verification of `signature` by `public_key`, fed `prefix`; `None` if the
@@ -324,12 +340,11 @@ impl BodyCheck {
                 signature,
             } => return verifier.finalize_and_verify().ok().map(|()| signature),
         };
-        let computed = match self {
-            Self::HmacSha256(mac) => Tag::from_slice(&mac.finalize().into_bytes()),
-            Self::HmacSha1(mac) => Tag::from_slice(&mac.finalize().into_bytes()),
+        match self {
+            Self::HmacSha256(mac) => matching(mac.finalize(), carried, alg),
+            Self::HmacSha1(mac) => matching(mac.finalize(), carried, alg),
             Self::Ed25519 { .. } => None,
-        };
-        computed.filter(|computed| carried.contains(alg, computed))
+        }
     }
 }
 
@@ -343,5 +358,60 @@ impl fmt::Debug for BodyCheck {
         f.debug_tuple("BodyCheck")
             .field(&name)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A list of `sha256=` entries, the tags given as raw bytes.
+    fn carried(tags: &[&[u8]]) -> Signatures {
+        let value: Vec<String> = tags
+            .iter()
+            .map(|tag| format!("sha256={}", hex::encode(tag)))
+            .collect();
+        let mut signatures = Signatures::default();
+        let parsed =
+            signatures.parse_hex_list(value.join(",").as_bytes(), b"sha256=", Alg::HmacSha256, 32);
+        assert!(parsed.is_ok(), "{value:?}");
+        signatures
+    }
+
+    #[test]
+    fn a_mac_matches_any_carried_tag_of_its_algorithm_and_no_near_miss() {
+        let keyed = HmacSha256::new_from_slice(b"key").expect("any length");
+        let prefix = [&b"1764000000"[..], b".", b"", b""];
+        let tag = mac_of(&keyed, prefix, b"{}").into_bytes();
+        let mut near = tag;
+        near[31] ^= 1;
+        let other = [7u8; 32];
+
+        for tags in [&[&tag[..]][..], &[&other, &tag], &[&tag, &other]] {
+            let found = matching(
+                mac_of(&keyed, prefix, b"{}"),
+                &carried(tags),
+                Alg::HmacSha256,
+            );
+            assert_eq!(
+                found.map(|found| found.as_bytes().to_vec()),
+                Some(tag.to_vec())
+            );
+        }
+        for tags in [&[&near[..]][..], &[&other, &near]] {
+            let found = matching(
+                mac_of(&keyed, prefix, b"{}"),
+                &carried(tags),
+                Alg::HmacSha256,
+            );
+            assert!(found.is_none());
+        }
+        // The same tag carried for another algorithm does not count.
+        let found = matching(
+            mac_of(&keyed, prefix, b"{}"),
+            &carried(&[&tag]),
+            Alg::HmacSha1,
+        );
+        assert!(found.is_none());
     }
 }

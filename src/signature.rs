@@ -20,8 +20,9 @@ const MAX_TAG_LEN: usize = 64;
 
 /// A signature's bytes: an HMAC tag (20 or 32 bytes) or an Ed25519 signature (64).
 ///
-/// Deliberately without `PartialEq`: tags are compared only through [`Tag::ct_eq`], in
-/// constant time. `Debug` does not print the bytes.
+/// Deliberately without `PartialEq`: compare tags with [`Tag::ct_eq`], in constant time (the
+/// verifier compares a computed MAC as `Mac::verify_slice` does). `Debug` does not print the
+/// bytes.
 #[derive(Clone, Copy)]
 pub struct Tag {
     bytes: [u8; MAX_TAG_LEN],
@@ -171,8 +172,9 @@ impl Signatures {
             .map(|index| &self.bytes[self.end(index)..usize::from(self.ends[index])])
     }
 
-    /// Whether `computed` equals one of the carried tags of its algorithm. Every one of them is
-    /// compared, in constant time, whatever the answer.
+    /// Whether `computed` equals one of the carried tags of its algorithm (a token's digest; a
+    /// MAC is compared through its `CtOutput`, in `secret.rs`). Every one of them is compared,
+    /// in constant time, whatever the answer.
     pub(crate) fn contains(&self, alg: Alg, computed: &Tag) -> bool {
         let mut found = false;
         for carried in self.of(alg) {
