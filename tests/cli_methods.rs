@@ -13,23 +13,17 @@
 
 #[path = "common/child.rs"]
 mod child;
+#[path = "common/serve.rs"]
+mod serve;
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
-use std::process::{Command, ExitStatus};
-use std::sync::mpsc::Receiver;
-use std::time::Instant;
 
 use hookverify::{Method, Signer};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
-use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde_json::Value;
 
-use child::{KillOnDrop, TIMEOUT, command, drain, exchange, lines, run};
+use child::{command, run};
+use serve::Serve;
 
 /// An Ed25519 seed, to sign Standard Webhooks `v1a`, and another whose signatures are refused.
 const ED25519_SEED: &str = "whsk_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -46,77 +40,10 @@ const FIELDS: [&str; 7] = [
     "timestamp",
 ];
 
-/// A running `hookverify serve`.
-struct Server {
-    child: KillOnDrop,
-    addr: SocketAddr,
-    /// What it printed on stderr up to the `listening on` line.
-    banner: Vec<String>,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-impl Server {
-    fn start(args: &[String]) -> Self {
-        let mut all = vec!["serve", "--addr", "127.0.0.1:0"];
-        all.extend(args.iter().map(String::as_str));
-        let mut child = command(&all).spawn().expect("spawn hookverify serve");
-        let stdout = lines(child.stdout.take().expect("stdout is piped"));
-        let stderr = lines(child.stderr.take().expect("stderr is piped"));
-        let child = KillOnDrop(Some(child));
-
-        let deadline = Instant::now() + TIMEOUT;
-        let mut banner = Vec::new();
-        let addr = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = stderr
-                .recv_timeout(left)
-                .unwrap_or_else(|error| panic!("no `listening on` line ({error}): {banner:?}"));
-            if let Some(rest) = line.strip_prefix("listening on http://") {
-                break rest.trim().parse().expect("a socket address");
-            }
-            banner.push(line);
-        };
-        Self {
-            child,
-            addr,
-            banner,
-            stdout,
-            stderr,
-            client: Client::builder(TokioExecutor::new()).build_http(),
-        }
-    }
-
-    async fn post(&self, headers: &HeaderMap, body: &[u8]) -> (StatusCode, String) {
-        let mut request = Request::post(format!("http://{}/hooks", self.addr))
-            .body(Full::new(Bytes::copy_from_slice(body)))
-            .expect("a valid request");
-        request.headers_mut().extend(headers.clone());
-        exchange(&self.client, request).await
-    }
-
-    /// The next JSON line on stdout.
-    fn next_delivery(&self) -> Value {
-        let line = self
-            .stdout
-            .recv_timeout(TIMEOUT)
-            .expect("a JSON line on stdout");
-        serde_json::from_str(&line).unwrap_or_else(|error| panic!("{line:?}: {error}"))
-    }
-
-    /// SIGTERM, then the exit status and whatever stdout and stderr still had.
-    fn terminate(self) -> (ExitStatus, Vec<String>, Vec<String>) {
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(killed.success());
-        let stdout = drain(&self.stdout, "stdout");
-        let stderr = drain(&self.stderr, "stderr");
-        (self.child.wait(), stdout, stderr)
-    }
+/// `hookverify serve ARGS`, once it listens.
+fn start(args: &[String]) -> Serve {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Serve::start(&args, &[])
 }
 
 /// One method's credentials on both sides.
@@ -292,7 +219,7 @@ async fn exercise(method: Method) {
     for secret in &case.serve_secrets {
         args.extend(["--secret".to_owned(), secret.clone()]);
     }
-    let server = Server::start(&args);
+    let server = start(&args);
     let banner = server.banner.join("\n");
     let warned = banner.contains("--scheme none") && banner.contains("NOT verified");
     assert_eq!(warned, method == Method::None, "{method}: {banner}");
@@ -306,7 +233,11 @@ async fn exercise(method: Method) {
         let valid = signed.header_map().expect("headers");
 
         // Valid: 200 and one line.
-        assert_eq!(server.post(&valid, body).await, ok(), "{method} ({label})");
+        assert_eq!(
+            server.post("/hooks", valid.clone(), body).await,
+            ok(),
+            "{method} ({label})"
+        );
         check_line(
             &server.next_delivery(),
             method,
@@ -318,7 +249,7 @@ async fn exercise(method: Method) {
 
         // The same delivery again: 200, no line.
         assert_eq!(
-            server.post(&valid, body).await,
+            server.post("/hooks", valid.clone(), body).await,
             duplicate(),
             "{method}: duplicate ({label})"
         );
@@ -326,7 +257,9 @@ async fn exercise(method: Method) {
         // Tampered with: only the methods that sign the body notice.
         if method.signs_body() {
             assert_eq!(
-                server.post(&valid, br#"{"type":"run.tampered"}"#).await,
+                server
+                    .post("/hooks", valid.clone(), br#"{"type":"run.tampered"}"#)
+                    .await,
                 unauthorized("signature_mismatch"),
                 "{method}: tampered body ({label})"
             );
@@ -337,7 +270,7 @@ async fn exercise(method: Method) {
             Method::HmacSha256 | Method::HmacSha1 | Method::GitHub => {
                 let replay = with_id(method, &valid, "dlv_replayed");
                 assert_eq!(
-                    server.post(&replay, body).await,
+                    server.post("/hooks", replay.clone(), body).await,
                     duplicate(),
                     "{method}: replay"
                 );
@@ -345,7 +278,7 @@ async fn exercise(method: Method) {
             Method::StandardWebhooks => {
                 let replay = with_id(method, &valid, "msg_replayed");
                 assert_eq!(
-                    server.post(&replay, body).await,
+                    server.post("/hooks", replay.clone(), body).await,
                     unauthorized("signature_mismatch"),
                     "{method}: replay under a new id ({label})"
                 );
@@ -354,7 +287,7 @@ async fn exercise(method: Method) {
             Method::Stripe | Method::Slack => {
                 assert_eq!(id_header(method), None);
                 assert_eq!(
-                    server.post(&valid, body).await,
+                    server.post("/hooks", valid.clone(), body).await,
                     duplicate(),
                     "{method}: replay"
                 );
@@ -362,7 +295,11 @@ async fn exercise(method: Method) {
             // They sign nothing: under a fresh id the same request is a new delivery, printed.
             Method::Bearer | Method::BasicAuth | Method::None => {
                 let again = with_id(method, &valid, "dlv_fresh_id");
-                assert_eq!(server.post(&again, body).await, ok(), "{method}: fresh id");
+                assert_eq!(
+                    server.post("/hooks", again.clone(), body).await,
+                    ok(),
+                    "{method}: fresh id"
+                );
                 check_line(
                     &server.next_delivery(),
                     method,
@@ -383,7 +320,7 @@ async fn exercise(method: Method) {
         let from_binary = sign_with_the_binary(method, key, from_sign, body);
         let stamped = names_timestamp(method, &from_binary);
         assert_eq!(
-            server.post(&from_binary, body).await,
+            server.post("/hooks", from_binary.clone(), body).await,
             ok(),
             "{method}: signed by the binary ({label})"
         );
@@ -396,7 +333,7 @@ async fn exercise(method: Method) {
             body,
         );
         assert_eq!(
-            server.post(&from_binary, body).await,
+            server.post("/hooks", from_binary.clone(), body).await,
             duplicate(),
             "{method}: signed by the binary, again ({label})"
         );
@@ -404,7 +341,7 @@ async fn exercise(method: Method) {
             // `sign` again for the same id: a duplicate, whatever the new signature.
             let again = sign_with_the_binary(method, key, from_sign, body);
             assert_eq!(
-                server.post(&again, body).await,
+                server.post("/hooks", again.clone(), body).await,
                 duplicate(),
                 "{method}: signed again by the binary ({label})"
             );
@@ -421,7 +358,7 @@ async fn exercise(method: Method) {
             .header_map()
             .expect("headers");
         assert_eq!(
-            server.post(&forged, body).await,
+            server.post("/hooks", forged.clone(), body).await,
             unauthorized("signature_mismatch"),
             "{method}: wrong secret"
         );
@@ -435,7 +372,7 @@ async fn exercise(method: Method) {
                 .header_map()
                 .expect("headers");
             assert_eq!(
-                server.post(&stale, body).await,
+                server.post("/hooks", stale.clone(), body).await,
                 unauthorized("timestamp_out_of_tolerance"),
                 "{method}: timestamp {at}"
             );
@@ -610,7 +547,7 @@ fn a_secret_of_the_wrong_form_is_refused_naming_the_method() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_generated_secret_and_its_round_trip_work_for_every_method() {
     for method in Method::ALL {
-        let server = Server::start(&["--scheme".to_owned(), method.name().to_owned()]);
+        let server = start(&["--scheme".to_owned(), method.name().to_owned()]);
         let banner = server.banner.join("\n");
         if method == Method::None {
             assert!(!banner.contains("generated secret"), "{banner}");
@@ -644,7 +581,11 @@ async fn the_generated_secret_and_its_round_trip_work_for_every_method() {
                 HeaderValue::from_str(value).expect("a header value"),
             );
         }
-        assert_eq!(server.post(&headers, body).await, ok(), "{method}");
+        assert_eq!(
+            server.post("/hooks", headers.clone(), body).await,
+            ok(),
+            "{method}"
+        );
         let line = server.next_delivery();
         assert_eq!(line["secret"], "generated", "{method}: {line}");
         assert_eq!(line["method"], method.name(), "{method}: {line}");
@@ -716,7 +657,7 @@ async fn renamed_headers_work_end_to_end() {
             format!("current={key}"),
         ];
         args.extend(renames.iter().map(|arg| (*arg).to_owned()));
-        let server = Server::start(&args);
+        let server = start(&args);
 
         let body = br#"{"type":"run.finished"}"#;
         let mut sign = vec!["sign", "--scheme", method.name(), "--id", "dlv_renamed"];
@@ -735,7 +676,11 @@ async fn renamed_headers_work_end_to_end() {
         }
         let printed: BTreeSet<&str> = headers.keys().map(HeaderName::as_str).collect();
         assert_eq!(printed, BTreeSet::from_iter(expected), "{method}: {out}");
-        assert_eq!(server.post(&headers, body).await, ok(), "{method}");
+        assert_eq!(
+            server.post("/hooks", headers.clone(), body).await,
+            ok(),
+            "{method}"
+        );
         let line = server.next_delivery();
         assert_eq!(line["method"], method.name(), "{method}: {line}");
         // The method's default names are no longer read.
@@ -744,7 +689,7 @@ async fn renamed_headers_work_end_to_end() {
             .header_map()
             .expect("headers");
         assert_eq!(
-            server.post(&defaults, b"{}").await,
+            server.post("/hooks", defaults.clone(), b"{}").await,
             (StatusCode::BAD_REQUEST, "missing_header".into()),
             "{method}"
         );

@@ -6,11 +6,10 @@
 
 #[path = "common/child.rs"]
 mod child;
+#[path = "common/serve.rs"]
+mod serve;
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,15 +19,10 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use hookverify::Signer;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
-use http_body_util::Full;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
-use child::{KillOnDrop, TIMEOUT, exchange, lines};
+use serve::Serve;
 
-const BIN: &str = env!("CARGO_BIN_EXE_hookverify");
 const SECRET: &str = "whsec_forward_test_secret";
 
 /// What the test upstream does with the next request.
@@ -101,63 +95,12 @@ async fn start_upstream(script: &[Action]) -> (String, Arc<Upstream>) {
     (format!("http://{addr}/events"), state)
 }
 
-/// A running `hookverify serve --forward`.
-struct Sidecar {
-    _child: KillOnDrop,
-    addr: SocketAddr,
-    _stdout: Receiver<String>,
-    _stderr: Receiver<String>,
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-impl Sidecar {
-    fn start(upstream: &str, timeout_seconds: u64) -> Self {
-        let secret = format!("test={SECRET}");
-        let timeout = timeout_seconds.to_string();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--addr", "127.0.0.1:0", "--secret", &secret])
-            .args(["--forward", upstream, "--forward-timeout", &timeout])
-            .env_remove("HOOKVERIFY_SECRET")
-            .env_remove("HOOKVERIFY_STORE")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn hookverify serve");
-        let stdout = lines(child.stdout.take().expect("stdout is piped"));
-        let stderr = lines(child.stderr.take().expect("stderr is piped"));
-        let child = KillOnDrop(Some(child));
-        let deadline = Instant::now() + TIMEOUT;
-        let mut seen = Vec::new();
-        let addr = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = stderr
-                .recv_timeout(left)
-                .unwrap_or_else(|error| panic!("no `listening on` line ({error}): {seen:?}"));
-            if let Some(rest) = line.strip_prefix("listening on http://") {
-                break rest.trim().parse().expect("a socket address");
-            }
-            seen.push(line);
-        };
-        Self {
-            _child: child,
-            addr,
-            _stdout: stdout,
-            _stderr: stderr,
-            client: Client::builder(TokioExecutor::new()).build_http(),
-        }
-    }
-
-    async fn post(&self, headers: HeaderMap, body: &[u8]) -> (StatusCode, String) {
-        let mut request = Request::builder()
-            .method("POST")
-            .uri(format!("http://{}/hooks", self.addr))
-            .body(Full::new(Bytes::copy_from_slice(body)))
-            .expect("a valid request");
-        request.headers_mut().extend(headers);
-        exchange(&self.client, request).await
-    }
+/// `hookverify serve --forward UPSTREAM --forward-timeout SECONDS`.
+fn start_sidecar(upstream: &str, timeout_seconds: u64) -> Serve {
+    let secret = format!("test={SECRET}");
+    let timeout = timeout_seconds.to_string();
+    let forward = ["--forward", upstream, "--forward-timeout", &timeout];
+    Serve::start(&[&["--secret", &secret][..], &forward].concat(), &[])
 }
 
 fn signed(secret: &str, id: &str, body: &[u8]) -> HeaderMap {
@@ -175,7 +118,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_delivery_is_forwarded_once_with_its_headers_and_label() {
     let (url, upstream) = start_upstream(&[]).await;
-    let sidecar = Sidecar::start(&url, 10);
+    let sidecar = start_sidecar(&url, 10);
     let body = br#"{"type":"thread.completed"}"#;
     let mut headers = signed(SECRET, "dlv_fwd_1", body);
     for (name, value) in [
@@ -194,16 +137,8 @@ async fn each_delivery_is_forwarded_once_with_its_headers_and_label() {
 
     // The control: sent straight to an upstream, the hop-by-hop headers do arrive.
     let (control_url, control) = start_upstream(&[]).await;
-    let mut direct = Request::builder()
-        .method("POST")
-        .uri(&control_url)
-        .body(Full::new(Bytes::from_static(body)))
-        .expect("a valid request");
-    direct.headers_mut().extend(headers.clone());
-    assert_eq!(
-        exchange(&sidecar.client, direct).await.0,
-        StatusCode::CREATED
-    );
+    let direct = sidecar.request(http::Method::POST, &control_url, headers.clone(), body);
+    assert_eq!(direct.await.0, StatusCode::CREATED);
     let (direct_headers, _) = &control.seen()[0];
     for name in ["x-hop", "keep-alive"] {
         assert!(
@@ -214,7 +149,7 @@ async fn each_delivery_is_forwarded_once_with_its_headers_and_label() {
 
     // Through the sidecar: the upstream's answer is relayed.
     assert_eq!(
-        sidecar.post(headers.clone(), body).await,
+        sidecar.post("/hooks", headers.clone(), body).await,
         (StatusCode::CREATED, "accepted".into())
     );
     let seen = upstream.seen();
@@ -248,14 +183,17 @@ async fn each_delivery_is_forwarded_once_with_its_headers_and_label() {
 
     // The provider's retry of a completed delivery: acknowledged, not forwarded again.
     assert_eq!(
-        sidecar.post(headers, body).await,
+        sidecar.post("/hooks", headers, body).await,
         (StatusCode::OK, "duplicate".into())
     );
     // A forgery and an unsigned request: refused, not forwarded.
     let forged = signed("whsec_not_the_secret", "dlv_fwd_2", body);
-    assert_eq!(sidecar.post(forged, body).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        sidecar.post(HeaderMap::new(), body).await.0,
+        sidecar.post("/hooks", forged, body).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        sidecar.post("/hooks", HeaderMap::new(), body).await.0,
         StatusCode::BAD_REQUEST
     );
     assert_eq!(upstream.seen().len(), 1, "forwarded once in all");
@@ -264,18 +202,18 @@ async fn each_delivery_is_forwarded_once_with_its_headers_and_label() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_500_releases_and_the_retry_is_forwarded_again() {
     let (url, upstream) = start_upstream(&[Action::Status(500)]).await;
-    let sidecar = Sidecar::start(&url, 10);
+    let sidecar = start_sidecar(&url, 10);
     let body = br#"{"type":"turn.failed"}"#;
     assert_eq!(
         sidecar
-            .post(signed(SECRET, "dlv_fwd_500", body), body)
+            .post("/hooks", signed(SECRET, "dlv_fwd_500", body), body)
             .await,
         (StatusCode::BAD_GATEWAY, "upstream_status".into())
     );
     // The provider's retry, signed again under the same id.
     assert_eq!(
         sidecar
-            .post(signed(SECRET, "dlv_fwd_500", body), body)
+            .post("/hooks", signed(SECRET, "dlv_fwd_500", body), body)
             .await,
         (StatusCode::CREATED, "accepted".into())
     );
@@ -290,12 +228,12 @@ async fn an_upstream_500_releases_and_the_retry_is_forwarded_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_upstream_times_out_and_releases() {
     let (url, upstream) = start_upstream(&[Action::Hang(Duration::from_secs(30))]).await;
-    let sidecar = Sidecar::start(&url, 1);
+    let sidecar = start_sidecar(&url, 1);
     let body = br#"{"type":"agent.created"}"#;
     let started = Instant::now();
     assert_eq!(
         sidecar
-            .post(signed(SECRET, "dlv_fwd_slow", body), body)
+            .post("/hooks", signed(SECRET, "dlv_fwd_slow", body), body)
             .await,
         (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout".into())
     );
@@ -307,7 +245,7 @@ async fn a_hanging_upstream_times_out_and_releases() {
     );
     assert_eq!(
         sidecar
-            .post(signed(SECRET, "dlv_fwd_slow", body), body)
+            .post("/hooks", signed(SECRET, "dlv_fwd_slow", body), body)
             .await,
         (StatusCode::CREATED, "accepted".into())
     );
@@ -321,13 +259,13 @@ async fn an_unreachable_upstream_answers_503_and_releases() {
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
         .port();
-    let sidecar = Sidecar::start(&format!("http://127.0.0.1:{port}/events"), 10);
+    let sidecar = start_sidecar(&format!("http://127.0.0.1:{port}/events"), 10);
     let body = br#"{"type":"webhook.test"}"#;
     for _ in 0..2 {
         // Twice 503, never 429: the first attempt's claim was released.
         assert_eq!(
             sidecar
-                .post(signed(SECRET, "dlv_fwd_down", body), body)
+                .post("/hooks", signed(SECRET, "dlv_fwd_down", body), body)
                 .await,
             (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -347,10 +285,8 @@ fn forward_options_are_checked() {
             "--forward-timeout",
         ),
     ] {
-        let output = Command::new(BIN)
-            .args(["serve", "--addr", "127.0.0.1:0", "--secret", "whsec_x"])
+        let output = child::command(&["serve", "--addr", "127.0.0.1:0", "--secret", "whsec_x"])
             .args(args)
-            .env_remove("HOOKVERIFY_SECRET")
             .output()
             .expect("run hookverify serve");
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -9,14 +9,14 @@
 
 #[path = "common/child.rs"]
 mod child;
+#[path = "common/serve.rs"]
+mod serve;
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
-use std::net::SocketAddr;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -27,9 +27,9 @@ use hookverify::{MAX_TOLERANCE, Verifier};
 use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
-use child::{KillOnDrop, TIMEOUT, drain, lines};
+use child::{KillOnDrop, drain, lines};
+use serve::Serve;
 
-const BIN: &str = env!("CARGO_BIN_EXE_hookverify");
 const SECRET: &str = "whsec_send_test_secret";
 const MIB: usize = 1024 * 1024;
 
@@ -71,16 +71,10 @@ const EVENTS: [&str; 20] = [
     "webhook.test",
 ];
 
+/// `hookverify ARGS` with `HOOKVERIFY_SECRET` set to [`SECRET`].
 fn command(args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .env("HOOKVERIFY_SECRET", SECRET)
-        .env_remove("HOOKVERIFY_STORE")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut command = child::command(args);
+    command.env("HOOKVERIFY_SECRET", SECRET);
     command
 }
 
@@ -138,67 +132,10 @@ fn send_blocking(args: &[&str], secret_env: bool) -> Output {
     }
 }
 
-/// A running `hookverify serve` on a free loopback port.
-struct Serve {
-    child: KillOnDrop,
-    url: String,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
-}
-
-impl Serve {
-    fn start() -> Self {
-        let secret = format!("test={SECRET}");
-        Self::start_with(&["--secret", &secret])
-    }
-
-    /// `serve --addr 127.0.0.1:0 ARGS`, without `HOOKVERIFY_SECRET`.
-    fn start_with(args: &[&str]) -> Self {
-        let mut all = vec!["serve", "--addr", "127.0.0.1:0"];
-        all.extend_from_slice(args);
-        let mut child = command(&all)
-            .env_remove("HOOKVERIFY_SECRET")
-            .spawn()
-            .expect("spawn hookverify serve");
-        let stdout = lines(child.stdout.take().expect("stdout is piped"));
-        let stderr = lines(child.stderr.take().expect("stderr is piped"));
-        let child = KillOnDrop(Some(child));
-        let deadline = Instant::now() + TIMEOUT;
-        let mut seen = Vec::new();
-        let addr: SocketAddr = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = stderr
-                .recv_timeout(left)
-                .unwrap_or_else(|error| panic!("no `listening on` line ({error}): {seen:?}"));
-            if let Some(rest) = line.strip_prefix("listening on http://") {
-                break rest.trim().parse().expect("a socket address");
-            }
-            seen.push(line);
-        };
-        Self {
-            child,
-            url: format!("http://{addr}/"),
-            stdout,
-            stderr,
-        }
-    }
-
-    /// SIGTERM, then the delivery lines it printed (one JSON object each) and its exit status.
-    fn stop(self) -> (ExitStatus, Vec<Value>) {
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(killed.success());
-        let lines = drain(&self.stdout, "stdout");
-        let _ = drain(&self.stderr, "stderr");
-        let deliveries = lines
-            .iter()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
-            .collect();
-        (self.child.wait(), deliveries)
-    }
+/// `serve --secret test=SECRET`.
+fn start_serve() -> Serve {
+    let secret = format!("test={SECRET}");
+    Serve::start(&["--secret", &secret], &[])
 }
 
 /// Serves `app` on a free loopback port for the rest of the test; returns its URL.
@@ -234,8 +171,8 @@ fn header(headers: &HeaderMap, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_delivers_to_serve_and_prints_each_attempt() {
-    let serve = Serve::start();
-    let out = send(&["--id", "dlv_send_one", &serve.url]).await;
+    let serve = start_serve();
+    let out = send(&["--id", "dlv_send_one", &serve.url("/")]).await;
     assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
     assert_eq!(out.attempts().len(), 1, "{}", out.stdout);
     assert!(
@@ -256,7 +193,7 @@ async fn send_delivers_to_serve_and_prints_each_attempt() {
 
     // Every sample event is a JSON envelope that `serve` verifies and names.
     for event in EVENTS {
-        let out = send(&["--event", event, &serve.url]).await;
+        let out = send(&["--event", event, &serve.url("/")]).await;
         assert!(
             out.status.success(),
             "{event}: {}\n{}",
@@ -279,8 +216,8 @@ async fn send_delivers_to_serve_and_prints_each_attempt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_with_a_count_is_a_load_generator_with_a_summary() {
-    let serve = Serve::start();
-    let out = send(&["--count", "50", "--concurrency", "8", &serve.url]).await;
+    let serve = start_serve();
+    let out = send(&["--count", "50", "--concurrency", "8", &serve.url("/")]).await;
     assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
     assert!(out.attempts().is_empty(), "one summary, not every attempt");
 
@@ -583,14 +520,14 @@ fn failed(checks: &[(String, bool, String)]) -> BTreeSet<&str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_against_serve_passes_every_check() {
-    let serve = Serve::start();
-    let out = send(&["--chaos", "--json", &serve.url]).await;
+    let serve = start_serve();
+    let out = send(&["--chaos", "--json", &serve.url("/")]).await;
     let checks = chaos_report(&out);
     assert_eq!(failed(&checks), BTreeSet::new(), "{checks:#?}");
     assert!(out.status.success(), "{}", out.stderr);
 
     // The text report, plain on a pipe.
-    let out = send(&["--chaos", "--event", "thread.completed", &serve.url]).await;
+    let out = send(&["--chaos", "--event", "thread.completed", &serve.url("/")]).await;
     assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
     assert!(!out.stdout.contains('\x1b'), "{}", out.stdout);
     for name in CHECKS {
@@ -656,8 +593,8 @@ async fn chaos_against_serve_passes_every_check_for_every_method() {
                     send_args.extend(["--secret".into(), format!("test={signing}")]);
                 }
                 let serve_args: Vec<&str> = serve_args.iter().map(String::as_str).collect();
-                let serve = Serve::start_with(&serve_args);
-                send_args.push(serve.url.clone());
+                let serve = Serve::start(&serve_args, &[]);
+                send_args.push(serve.url("/"));
                 let send_args: Vec<&str> = send_args.iter().map(String::as_str).collect();
                 let out = send_blocking(&send_args, false);
                 let (status, _) = serve.stop();
@@ -757,11 +694,20 @@ async fn chaos_against_serve_passes_every_check_for_every_method() {
 async fn chaos_with_a_scheme_finds_a_receiver_on_another_secret() {
     // `send --scheme github` with one secret against `serve --scheme github` with another:
     // the valid deliveries are refused, the forgeries too.
-    let serve = Serve::start_with(&["--scheme", "github", "--secret", "other=whsec_other"]);
+    let serve = Serve::start(
+        &["--scheme", "github", "--secret", "other=whsec_other"],
+        &[],
+    );
     let secret = format!("test={SECRET}");
     let out = send_with(
         &[
-            "--chaos", "--json", "--scheme", "github", "--secret", &secret, &serve.url,
+            "--chaos",
+            "--json",
+            "--scheme",
+            "github",
+            "--secret",
+            &secret,
+            &serve.url("/"),
         ],
         false,
     )
@@ -782,14 +728,17 @@ async fn chaos_with_a_scheme_finds_a_receiver_on_another_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_signs_with_the_scheme_and_its_header_names() {
-    let serve = Serve::start_with(&[
-        "--scheme",
-        "slack",
-        "--secret",
-        "test=whsec_slack",
-        "--signature-header",
-        "x-sig",
-    ]);
+    let serve = Serve::start(
+        &[
+            "--scheme",
+            "slack",
+            "--secret",
+            "test=whsec_slack",
+            "--signature-header",
+            "x-sig",
+        ],
+        &[],
+    );
     let out = send_with(
         &[
             "--scheme",
@@ -798,7 +747,7 @@ async fn send_signs_with_the_scheme_and_its_header_names() {
             "whsec_slack",
             "--signature-header",
             "x-sig",
-            &serve.url,
+            &serve.url("/"),
         ],
         false,
     )

@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
@@ -20,21 +20,10 @@ use serde_json::Value;
 
 use crate::child::{KillOnDrop, TIMEOUT, drain, exchange, lines};
 
-pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_hookverify");
-
-/// `hookverify` with `args`, a clean environment for its own variables plus `envs`, and piped
-/// output.
+/// `hookverify ARGS` as [`child::command`](crate::child::command) starts it, plus `envs`.
 pub(crate) fn command(args: &[&str], envs: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .env_remove("HOOKVERIFY_SECRET")
-        .env_remove("HOOKVERIFY_STORE")
-        .env("RUST_LOG", "info")
-        .envs(envs.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut command = crate::child::command(args);
+    command.envs(envs.iter().copied());
     command
 }
 
@@ -175,6 +164,16 @@ impl Serve {
             .status()
             .expect("run kill");
         assert!(killed.success(), "kill -{signal}");
+    }
+
+    /// SIGTERM, then the exit status and the delivery lines stdout still had.
+    pub(crate) fn stop(self) -> (ExitStatus, Vec<Value>) {
+        let (status, stdout, _) = self.terminate();
+        let deliveries = stdout
+            .iter()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
+            .collect();
+        (status, deliveries)
     }
 
     /// SIGTERM, then the exit status and whatever stdout and stderr still had.
