@@ -23,6 +23,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::post;
 use futures_util::future::join_all;
+use hookverify::events::EventName;
 use hookverify::{MAX_TOLERANCE, Verifier};
 use http::{HeaderMap, StatusCode};
 use serde_json::Value;
@@ -48,28 +49,10 @@ const CHECKS: [&str; 11] = [
     "answers_within_timeout",
 ];
 
-const EVENTS: [&str; 20] = [
-    "agent.created",
-    "agent.updated",
-    "agent.deleted",
-    "thread.created",
-    "thread.status.changed",
-    "thread.completed",
-    "thread.failed",
-    "turn.created",
-    "turn.completed",
-    "turn.failed",
-    "message.created",
-    "approval.requested",
-    "approval.resolved",
-    "approval.granted",
-    "schedule.created",
-    "schedule.deleted",
-    "schedule.triggered",
-    "connection.attached",
-    "connection.detached",
-    "webhook.test",
-];
+/// The provider's event names, as the crate knows them (`tests/events.rs` checks their spelling).
+fn events() -> Vec<&'static str> {
+    EventName::KNOWN.iter().map(EventName::as_str).collect()
+}
 
 /// `hookverify ARGS` with `HOOKVERIFY_SECRET` set to [`SECRET`].
 fn command(args: &[&str]) -> Command {
@@ -192,7 +175,7 @@ async fn send_delivers_to_serve_and_prints_each_attempt() {
     );
 
     // Every sample event is a JSON envelope that `serve` verifies and names.
-    for event in EVENTS {
+    for event in events() {
         let out = send(&["--event", event, &serve.url("/")]).await;
         assert!(
             out.status.success(),
@@ -204,14 +187,14 @@ async fn send_delivers_to_serve_and_prints_each_attempt() {
 
     let (status, deliveries) = serve.stop();
     assert!(status.success());
-    assert_eq!(deliveries.len(), 1 + EVENTS.len());
+    assert_eq!(deliveries.len(), 1 + events().len());
     assert_eq!(deliveries[0]["delivery_id"], "dlv_send_one");
     assert_eq!(deliveries[0]["event"], "webhook.test");
-    let events: Vec<&str> = deliveries[1..]
+    let named: Vec<&str> = deliveries[1..]
         .iter()
         .map(|d| d["event"].as_str().expect("an event type"))
         .collect();
-    assert_eq!(events, EVENTS);
+    assert_eq!(named, events());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -474,7 +457,7 @@ async fn usage_errors_exit_2() {
     }
     // The unknown event's message lists every name.
     let out = send(&["--event", "nope", "http://127.0.0.1:1/"]).await;
-    for event in EVENTS {
+    for event in events() {
         assert!(
             out.stderr.contains(event),
             "{event} missing from {}",
