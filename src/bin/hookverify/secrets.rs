@@ -95,6 +95,15 @@ pub(crate) fn collect(flags: &[String]) -> Result<Vec<SecretArg>, String> {
     }
 }
 
+/// The secret to sign with: the last one [`collect`] finds; none for `--scheme none`.
+pub(crate) fn signing(flags: &[String], method: Method) -> Result<String, String> {
+    match collect(flags)?.pop() {
+        Some(secret) => Ok(secret.value),
+        None if method == Method::None => Ok(String::new()),
+        None => Err(format!("no secret: pass --secret or set {ENV}")),
+    }
+}
+
 /// Secrets for the verifier: unlabelled ones are named by their position (`1`, `2`, …).
 pub(crate) fn labelled(args: Vec<SecretArg>) -> Vec<Secret> {
     args.into_iter()

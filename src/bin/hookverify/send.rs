@@ -169,16 +169,7 @@ pub(crate) fn run(args: SendArgs) -> Result<(), Failure> {
     let url = parse_url(&args.url).map_err(usage)?;
     let flags: Vec<String> = args.secret.into_iter().collect();
     let method = args.scheme.scheme;
-    let secret = match secrets::collect(&flags).map_err(usage)?.pop() {
-        Some(secret) => secret.value,
-        None if method == Method::None => String::new(),
-        None => {
-            return Err(usage(format!(
-                "no secret: pass --secret or set {}",
-                secrets::ENV
-            )));
-        }
-    };
+    let secret = secrets::signing(&flags, method).map_err(usage)?;
     let signer = Signing::new(method, secret, args.scheme.header_names().map_err(usage)?)
         .map_err(|error| usage(error.to_string()))?;
     if let Some(id) = &args.id {

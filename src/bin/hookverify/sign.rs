@@ -12,7 +12,7 @@ use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 use clap::Args;
-use hookverify::{DeliveryId, Method, Signer};
+use hookverify::{DeliveryId, Signer};
 use http::HeaderValue;
 
 use crate::Failure;
@@ -51,16 +51,7 @@ pub(crate) fn run(args: SignArgs) -> Result<(), Failure> {
     let usage = |message: String| Failure::usage("sign", message);
     let method = args.scheme.scheme;
     let flags: Vec<String> = args.secret.into_iter().collect();
-    let secret = match secrets::collect(&flags).map_err(usage)?.pop() {
-        Some(secret) => secret.value,
-        None if method == Method::None => String::new(),
-        None => {
-            return Err(usage(format!(
-                "no secret: pass --secret or set {}",
-                secrets::ENV
-            )));
-        }
-    };
+    let secret = secrets::signing(&flags, method).map_err(usage)?;
 
     let id = match args.id {
         Some(id) => {
