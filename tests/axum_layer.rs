@@ -2,6 +2,8 @@
 //! the status table, and the dedupe guarantees under concurrency and failure.
 #![cfg(feature = "axum")]
 
+#[path = "common/post.rs"]
+mod post;
 #[path = "common/watched.rs"]
 mod watched;
 
@@ -60,15 +62,6 @@ fn setup() -> Setup {
     }
 }
 
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
-}
-
 struct Reply {
     status: StatusCode,
     headers: HeaderMap,
@@ -118,7 +111,7 @@ fn counting_app(
 async fn fresh_delivery_is_handled_once_and_completed() {
     let s = setup();
     let runs = Arc::new(AtomicUsize::new(0));
-    let addr = serve(counting_app(
+    let addr = post::serve(counting_app(
         VerifyLayer::new(s.receiver),
         Arc::clone(&runs),
         |_| StatusCode::ACCEPTED,
@@ -152,7 +145,7 @@ async fn fresh_delivery_is_handled_once_and_completed() {
 async fn failed_handler_releases_and_the_retry_is_handled() {
     let s = setup();
     let runs = Arc::new(AtomicUsize::new(0));
-    let addr = serve(counting_app(
+    let addr = post::serve(counting_app(
         VerifyLayer::new(s.receiver),
         Arc::clone(&runs),
         |run| {
@@ -199,7 +192,7 @@ async fn panicking_handler_answers_500_and_releases() {
             }),
         )
         .layer(VerifyLayer::new(s.receiver));
-    let addr = serve(app).await;
+    let addr = post::serve(app).await;
     let body = b"panics once";
     let headers = s
         .signer
@@ -234,7 +227,7 @@ async fn in_flight_duplicate_gets_429_with_retry_after() {
             }),
         )
         .layer(VerifyLayer::new(s.receiver).retry_after(7));
-    let addr = serve(app).await;
+    let addr = post::serve(app).await;
     let body = b"slow";
     let headers = s
         .signer
@@ -264,7 +257,7 @@ async fn in_flight_duplicate_gets_429_with_retry_after() {
 async fn thirty_two_concurrent_copies_are_handled_exactly_once() {
     let s = setup();
     let runs = Arc::new(AtomicUsize::new(0));
-    let addr = serve(counting_app(
+    let addr = post::serve(counting_app(
         VerifyLayer::new(s.receiver),
         Arc::clone(&runs),
         |_| StatusCode::OK,
@@ -308,7 +301,7 @@ async fn header_problems_are_400_and_never_reach_the_handler() {
     let layer = VerifyLayer::new(s.receiver).on_reject(move |error| {
         seen.lock().expect("lock").push(error.kind().as_str());
     });
-    let addr = serve(counting_app(layer, Arc::clone(&runs), |_| StatusCode::OK)).await;
+    let addr = post::serve(counting_app(layer, Arc::clone(&runs), |_| StatusCode::OK)).await;
     let body = b"{}";
     let good = s.signer.sign("dlv_h", body).header_map().expect("headers");
 
@@ -349,7 +342,7 @@ async fn header_problems_are_400_and_never_reach_the_handler() {
 async fn forged_and_stale_requests_are_401_with_the_kind_only() {
     let s = setup();
     let runs = Arc::new(AtomicUsize::new(0));
-    let addr = serve(counting_app(
+    let addr = post::serve(counting_app(
         VerifyLayer::new(s.receiver),
         Arc::clone(&runs),
         |_| StatusCode::OK,
@@ -410,7 +403,7 @@ async fn oversized_bodies_are_413_declared_or_chunked() {
     let s = setup();
     let runs = Arc::new(AtomicUsize::new(0));
     let layer = VerifyLayer::new(s.receiver).max_body(64 * 1024);
-    let addr = serve(counting_app(layer, Arc::clone(&runs), |_| StatusCode::OK)).await;
+    let addr = post::serve(counting_app(layer, Arc::clone(&runs), |_| StatusCode::OK)).await;
 
     let big = vec![b'x'; 64 * 1024 + 1];
     let headers = s
@@ -651,7 +644,7 @@ async fn a_hanging_complete_is_bounded_and_never_releases() {
             }),
         )
         .layer(VerifyLayer::new(receiver));
-    let addr = serve(app).await;
+    let addr = post::serve(app).await;
     let headers = s
         .signer
         .sign("dlv_hang", b"{}")
@@ -695,7 +688,7 @@ async fn store_outage_is_503_and_nothing_is_handled() {
                 }),
             )
             .layer(VerifyLayer::new(receiver));
-        let addr = serve(app).await;
+        let addr = post::serve(app).await;
         let headers = s
             .signer
             .sign("dlv_down", b"{}")
@@ -731,7 +724,7 @@ async fn handler_timeout_releases_the_claim() {
                 .handler_timeout(Duration::from_millis(50))
                 .expect("valid"),
         );
-    let addr = serve(app).await;
+    let addr = post::serve(app).await;
     let headers = s
         .signer
         .sign("dlv_timeout", b"{}")
@@ -866,7 +859,7 @@ async fn the_extractor_verifies_without_the_layer() {
             }),
         )
         .with_state(s.receiver.verifier().clone());
-    let addr = serve(app).await;
+    let addr = post::serve(app).await;
     let headers = s
         .signer
         .sign("dlv_plain", b"hello")
@@ -899,7 +892,7 @@ async fn the_extractor_limit_is_part_of_its_type() {
             post(|payload: VerifiedPayload<16>| async move { payload.body().len().to_string() }),
         )
         .with_state(s.receiver.verifier().clone());
-    let addr = serve(app).await;
+    let addr = post::serve(app).await;
     for (body, expected) in [
         (&b"sixteen bytes..."[..], StatusCode::OK),
         (&b"seventeen bytes.."[..], StatusCode::PAYLOAD_TOO_LARGE),

@@ -2,6 +2,9 @@
 //! `VerifiedEvent` extractor behind the real layer on 127.0.0.1, signed requests sent with a
 //! real HTTP client.
 
+#[path = "common/post.rs"]
+mod post;
+
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -493,15 +496,6 @@ fn app(setup: &Setup, config: EventConfig, runs: &Arc<AtomicUsize>) -> Router {
         .with_state(config)
 }
 
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
-}
-
 async fn post_to(
     addr: SocketAddr,
     headers: &HeaderMap,
@@ -537,7 +531,7 @@ fn signed(setup: &Setup, id: &str, body: &[u8]) -> HeaderMap {
 async fn the_extractor_reads_json_whatever_the_content_type() {
     let s = setup();
     let runs = Arc::new(AtomicUsize::new(0));
-    let addr = serve(app(&s, EventConfig::new(), &runs)).await;
+    let addr = post::serve(app(&s, EventConfig::new(), &runs)).await;
     let content_types = [
         Some("application/json"),
         // What `curl --data-binary` sends.
@@ -572,7 +566,7 @@ async fn an_unsubscribed_event_is_acknowledged_without_running_the_handler() {
     let s = setup();
     let runs = Arc::new(AtomicUsize::new(0));
     let config = EventConfig::new().filter(EventFilter::only([EventName::TurnCompleted]));
-    let addr = serve(app(&s, config, &runs)).await;
+    let addr = post::serve(app(&s, config, &runs)).await;
 
     let other = br#"{"type":"agent.created","data":{"agent_id":"ag_1"}}"#;
     let headers = signed(&s, "dlv_other", other);
@@ -601,14 +595,14 @@ async fn webhook_test_is_acknowledged_by_default_and_handled_when_asked() {
     let body = br#"{"type":"webhook.test","data":{"turn_id":"tu_test"}}"#;
 
     let runs = Arc::new(AtomicUsize::new(0));
-    let addr = serve(app(&s, EventConfig::new(), &runs)).await;
+    let addr = post::serve(app(&s, EventConfig::new(), &runs)).await;
     let reply = post_to(addr, &signed(&s, "dlv_test_1", body), None, body).await;
     assert_eq!(reply, (StatusCode::OK, "acknowledged".into()));
     assert_eq!(runs.load(Ordering::SeqCst), 0);
 
     let config = EventConfig::new().filter(EventFilter::all().handle_test_events(true));
     let handled_runs = Arc::new(AtomicUsize::new(0));
-    let addr = serve(app(&setup(), config, &handled_runs)).await;
+    let addr = post::serve(app(&setup(), config, &handled_runs)).await;
     let reply = post_to(addr, &signed(&s, "dlv_test_2", body), None, body).await;
     assert_eq!(
         reply,
@@ -625,7 +619,7 @@ async fn a_version_outside_the_accept_list_is_422_and_the_claim_released() {
     let s = setup();
     let runs = Arc::new(AtomicUsize::new(0));
     let config = EventConfig::new().api_versions(ApiVersionPolicy::accept(["2026-01-01"]));
-    let addr = serve(app(&s, config, &runs)).await;
+    let addr = post::serve(app(&s, config, &runs)).await;
 
     let old = br#"{"type":"turn.completed","api_version":"2024-01-01","data":{"turn_id":"tu_1"}}"#;
     let headers = signed(&s, "dlv_old", old);
@@ -671,7 +665,7 @@ async fn the_signature_is_judged_before_the_version() {
     let s = setup();
     let runs = Arc::new(AtomicUsize::new(0));
     let config = EventConfig::new().api_versions(ApiVersionPolicy::accept(["2026-01-01"]));
-    let addr = serve(app(&s, config, &runs)).await;
+    let addr = post::serve(app(&s, config, &runs)).await;
     let signed_body =
         br#"{"type":"turn.completed","api_version":"2026-01-01","data":{"turn_id":"a"}}"#;
     let forged = br#"{"type":"turn.completed","api_version":"2024-01-01","data":{"turn_id":"a"}}"#;
@@ -687,7 +681,7 @@ async fn the_signature_is_judged_before_the_version() {
 async fn malformed_events_and_payloads_are_refused_with_their_kind() {
     let s = setup();
     let runs = Arc::new(AtomicUsize::new(0));
-    let addr = serve(app(&s, EventConfig::new(), &runs)).await;
+    let addr = post::serve(app(&s, EventConfig::new(), &runs)).await;
     let cases: [(&[u8], StatusCode, &str); 3] = [
         (
             b"turn completed",

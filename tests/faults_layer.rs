@@ -3,6 +3,9 @@
 //! Each test would fail on the protocol before the redesign (see issue 13's numbered cases).
 #![cfg(feature = "axum")]
 
+#[path = "common/post.rs"]
+mod post;
+
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -22,15 +25,6 @@ use tokio::net::TcpStream;
 
 const SECRET: &str = "whsec_faults";
 const NOW: i64 = 1_764_000_000;
-
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
-}
 
 fn capacity() -> NonZeroUsize {
     NonZeroUsize::new(10_000).expect("non-zero")
@@ -113,7 +107,7 @@ async fn a_body_finishing_after_the_window_is_rejected() {
         .expect("verifier");
     let store = MemoryStore::with_clock(capacity(), Arc::clone(&clock));
     let runs = Arc::new(AtomicUsize::new(0));
-    let addr = serve(counting(
+    let addr = post::serve(counting(
         VerifyLayer::new(Receiver::new(verifier, store)),
         &runs,
     ))
@@ -200,7 +194,7 @@ async fn a_crawling_body_gets_408_and_the_connection_closes() {
         .body_timeout(Duration::from_millis(300))
         .expect("valid");
     let runs = Arc::new(AtomicUsize::new(0));
-    let addr = serve(counting(layer, &runs)).await;
+    let addr = post::serve(counting(layer, &runs)).await;
     let body = vec![b'x'; 1000];
     let headers = Signer::new(SECRET)
         .expect("signer")
@@ -284,7 +278,7 @@ async fn a_message_in_flight_under_another_id_is_429_and_handled_after_a_failure
             .route_layer(VerifyLayer::new(receiver)),
         )
     };
-    let addr = serve(app).await;
+    let addr = post::serve(app).await;
     let body = br#"{"type":"turn.completed"}"#;
     let original = Signer::new(SECRET)
         .expect("signer")
@@ -352,7 +346,7 @@ async fn a_handler_longer_than_the_lease_runs_once() {
             .route_layer(VerifyLayer::new(receiver)),
         )
     };
-    let addr = serve(app).await;
+    let addr = post::serve(app).await;
     let body = b"long handler".to_vec();
     let headers = Signer::new(SECRET)
         .expect("signer")

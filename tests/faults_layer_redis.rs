@@ -63,11 +63,7 @@ async fn a_completion_lost_to_a_stalled_store_never_releases() {
             .route_layer(VerifyLayer::new(receiver)),
         )
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let addr = post::serve(app).await;
 
     let body = br#"{"type":"schedule.triggered"}"#;
     let headers = Signer::new(SECRET)

@@ -90,11 +90,7 @@ async fn serve(endpoint: &'static str) -> (SocketAddr, Arc<ManualClock>) {
             request.extensions_mut().insert(ClientAddr(client));
             request
         }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let addr = post::serve(app).await;
     (addr, clock)
 }
 

@@ -16,7 +16,6 @@ mod watched;
 mod post;
 
 use post::{post_reply, post_to};
-use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -150,15 +149,6 @@ fn app(case: &Case, clock: &Arc<ManualClock>, runs: &Arc<AtomicUsize>) -> Router
         .layer(layer(case, clock))
 }
 
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
-}
-
 fn headers(signer: &Signer, id: &str, body: &[u8]) -> HeaderMap {
     signer.sign(id, body).header_map().expect("headers")
 }
@@ -202,7 +192,7 @@ async fn exercise(method: Method) {
     let clock = clock();
     let case = case(method, &clock);
     let runs = Arc::new(AtomicUsize::new(0));
-    let addr = serve(app(&case, &clock, &runs)).await;
+    let addr = post::serve(app(&case, &clock, &runs)).await;
     let mut expected = 0;
     let ran = |expected: usize, what: &str| {
         assert_eq!(
@@ -474,7 +464,7 @@ async fn the_id_is_required_exactly_where_dedupe_needs_it() {
         let clock = clock();
         let case = case(method, &clock);
         let runs = Arc::new(AtomicUsize::new(0));
-        let addr = serve(app(&case, &clock, &runs)).await;
+        let addr = post::serve(app(&case, &clock, &runs)).await;
         let body = br#"{"type":"no.id"}"#;
         let (signer, label) = case.first_signer(&clock);
         let mut sent = headers(&signer, "dlv_no_id", body);
@@ -518,7 +508,7 @@ async fn a_copy_of_a_delivery_in_flight_is_429_for_every_method() {
                 }),
             )
             .layer(layer(&case, &clock).retry_after(7));
-        let addr = serve(app).await;
+        let addr = post::serve(app).await;
         let (signer, _) = case.first_signer(&clock);
         let body = br#"{"type":"slow"}"#;
         let sent = headers(&signer, "dlv_slow", body);

@@ -74,11 +74,7 @@ async fn every_outcome_is_counted_once() {
         })
         .route_layer(layer),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let addr = post::serve(app).await;
 
     let current = Signer::new(CURRENT)
         .expect("signer")

@@ -151,15 +151,6 @@ fn app(subscriptions: impl Into<Arc<Subscriptions<MemoryStore>>>, handled: &Hand
     Router::new().route("/webhooks/{subscription}", handler.route_layer(layer))
 }
 
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
-}
-
 fn signed(signer: &Signer, id: &str, body: &[u8]) -> HeaderMap {
     signer.sign(id, body).header_map().expect("headers")
 }
@@ -182,7 +173,7 @@ async fn each_subscription_has_its_own_secrets_method_and_namespace() {
     );
     let base = Receiver::new(source["fleet-a"].clone(), store(&clock));
     let handled = Handled::default();
-    let addr = serve(app(Subscriptions::new(source, base), &handled)).await;
+    let addr = post::serve(app(Subscriptions::new(source, base), &handled)).await;
     let a = signer(&clock, Method::HmacSha256, SECRET_A);
     let b = signer(&clock, Method::HmacSha256, SECRET_B);
     let stripe = signer(&clock, Method::Stripe, SECRET_STRIPE);
@@ -259,7 +250,7 @@ async fn rotation_through_the_source_with_and_without_invalidate() {
     );
     let subscriptions = Arc::new(Subscriptions::new(source.clone(), base).cache_ttl(TTL));
     let handled = Handled::default();
-    let addr = serve(app(Arc::clone(&subscriptions), &handled)).await;
+    let addr = post::serve(app(Arc::clone(&subscriptions), &handled)).await;
     let path = "/webhooks/fleet-a";
     let v1 = signer(&clock, Method::HmacSha256, "whsec_v1");
     let v2 = signer(&clock, Method::HmacSha256, "whsec_v2");
@@ -353,7 +344,7 @@ async fn an_unknown_subscription_is_404_before_the_body() {
     );
     let handled = Handled::default();
     let app = app(Subscriptions::new(source.clone(), base), &handled);
-    let addr = serve(app.clone()).await;
+    let addr = post::serve(app.clone()).await;
     let headers = signed(&signer(&clock, Method::HmacSha256, SECRET_A), "dlv_u", b"");
 
     // Over TCP: a body announced and never sent still gets its answer.
@@ -389,7 +380,7 @@ async fn a_source_that_cannot_answer_is_503_and_nothing_runs() {
     );
     let handled = Handled::default();
     let app = app(Subscriptions::new(DownSource, base), &handled);
-    let addr = serve(app.clone()).await;
+    let addr = post::serve(app.clone()).await;
     let headers = signed(&signer(&clock, Method::HmacSha256, SECRET_A), "dlv_d", BODY);
 
     let (status, body) = post_path(addr, "/webhooks/fleet-a", &headers, BODY).await;
@@ -429,7 +420,7 @@ async fn only_if_lets_the_layer_wrap_a_whole_router() {
             }),
         )
         .layer(layer);
-    let addr = serve(app).await;
+    let addr = post::serve(app).await;
 
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let health = client
@@ -495,7 +486,7 @@ async fn an_invalidation_during_a_lookup_is_not_undone_by_it() {
     );
     let subscriptions = Arc::new(Subscriptions::new(source.clone(), base));
     let handled = Handled::default();
-    let addr = serve(app(Arc::clone(&subscriptions), &handled)).await;
+    let addr = post::serve(app(Arc::clone(&subscriptions), &handled)).await;
     let path = "/webhooks/fleet-a";
 
     let old = signed(

@@ -1,4 +1,4 @@
-//! POSTing a delivery to a test server over real TCP. Include it with
+//! A test server over real TCP, and POSTing a delivery to it. Include it with
 //! `#[path = "common/post.rs"] mod post;`.
 #![allow(dead_code)]
 
@@ -9,6 +9,16 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+
+/// Serves `app` on a free loopback port for the rest of the test; returns its address.
+pub(crate) async fn serve(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
 
 /// What the server answered.
 pub(crate) struct Reply {
