@@ -12,9 +12,9 @@ use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use watched::Watched;
+use watched::send_watched;
 
 use axum::Router;
 use axum::routing::post;
@@ -469,29 +469,6 @@ async fn requests_refused_on_their_headers_never_have_their_body_read() {
     let mut oversized = good.clone();
     oversized.insert("content-length", "1025".parse().expect("value"));
 
-    let send = |headers: HeaderMap| {
-        let app = app.clone();
-        async move {
-            let polled = Arc::new(AtomicBool::new(false));
-            let mut request = Request::post("/hook")
-                .body(Watched(Arc::clone(&polled)))
-                .expect("request");
-            *request.headers_mut() = headers;
-            let response = app.oneshot(request).await.expect("infallible");
-            let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .expect("body")
-                .to_bytes();
-            (
-                status,
-                String::from_utf8_lossy(&body).into_owned(),
-                polled.load(Ordering::SeqCst),
-            )
-        }
-    };
     for (headers, status, kind) in [
         (no_id, StatusCode::BAD_REQUEST, "missing_header"),
         (malformed, StatusCode::BAD_REQUEST, "malformed_timestamp"),
@@ -503,14 +480,14 @@ async fn requests_refused_on_their_headers_never_have_their_body_read() {
         (oversized, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
     ] {
         assert_eq!(
-            send(headers).await,
+            send_watched(&app, "/hook", &headers).await,
             (status, kind.to_owned(), false),
             "{kind}"
         );
     }
     assert_eq!(runs.load(Ordering::SeqCst), 0);
 
-    let (status, _, polled) = send(good).await;
+    let (status, _, polled) = send_watched(&app, "/hook", &good).await;
     assert_eq!((status, polled), (StatusCode::OK, true));
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
