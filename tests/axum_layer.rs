@@ -25,7 +25,7 @@ use hookverify::{
     ConfigError, DeliveryStore, ManualClock, MemoryStore, Receiver, Signer, StoreError, Verifier,
 };
 use http::{HeaderMap, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -62,32 +62,9 @@ fn setup() -> Setup {
     }
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-async fn post_to(addr: SocketAddr, headers: &HeaderMap, body: &[u8]) -> Reply {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut request = Request::post(format!("http://{addr}/hook"))
-        .body(Full::new(Bytes::copy_from_slice(body)))
-        .expect("request");
-    request.headers_mut().extend(headers.clone());
-    let response = client.request(request).await.expect("response");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
+/// POSTs to `/hook`: status, `Retry-After` and body.
+async fn post_to(addr: SocketAddr, headers: &HeaderMap, body: &[u8]) -> post::Reply {
+    post::post_reply(addr, "/hook", headers, body).await
 }
 
 /// A handler that counts its runs and answers what `respond` says for each run number.
@@ -243,10 +220,7 @@ async fn in_flight_duplicate_gets_429_with_retry_after() {
     let second = post_to(addr, &headers, body).await;
     assert_eq!(second.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(second.body, "in_flight");
-    assert_eq!(
-        second.headers.get("retry-after").map(|v| v.as_bytes()),
-        Some(&b"7"[..])
-    );
+    assert_eq!(second.retry_after.as_deref(), Some("7"));
 
     finish.notify_one();
     assert_eq!(first.await.expect("first").status, StatusCode::OK);
