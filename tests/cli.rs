@@ -7,110 +7,20 @@
 
 #[path = "common/child.rs"]
 mod child;
+#[path = "common/serve.rs"]
+mod serve;
 
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Command, ExitStatus};
-use std::sync::mpsc::Receiver;
-use std::time::Instant;
+use std::net::TcpListener;
 
 use hookverify::{Signer, Verifier};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
-use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::Value;
 
-use child::{KillOnDrop, TIMEOUT, command, drain, exchange, lines, run};
+use child::{command, run};
+use serve::Serve;
 
 const SECRET: &str = "whsec_cli_test_secret";
 const OLD_SECRET: &str = "whsec_cli_test_old";
-
-/// A running `hookverify serve`.
-struct Server {
-    child: KillOnDrop,
-    addr: SocketAddr,
-    /// What it printed on stderr up to the `listening on` line.
-    banner: Vec<String>,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-impl Server {
-    fn start(args: &[&str]) -> Self {
-        let mut all = vec!["serve", "--addr", "127.0.0.1:0"];
-        all.extend_from_slice(args);
-        let mut child = command(&all).spawn().expect("spawn hookverify serve");
-        let stdout = lines(child.stdout.take().expect("stdout is piped"));
-        let stderr = lines(child.stderr.take().expect("stderr is piped"));
-        let child = KillOnDrop(Some(child));
-
-        let deadline = Instant::now() + TIMEOUT;
-        let mut banner = Vec::new();
-        let addr = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = stderr
-                .recv_timeout(left)
-                .unwrap_or_else(|error| panic!("no `listening on` line ({error}): {banner:?}"));
-            if let Some(rest) = line.strip_prefix("listening on http://") {
-                break rest.trim().parse().expect("a socket address");
-            }
-            banner.push(line);
-        };
-        Self {
-            child,
-            addr,
-            banner,
-            stdout,
-            stderr,
-            client: Client::builder(TokioExecutor::new()).build_http(),
-        }
-    }
-
-    async fn post(&self, path: &str, headers: HeaderMap, body: &[u8]) -> (StatusCode, String) {
-        self.request(Method::POST, path, headers, body).await
-    }
-
-    async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        headers: HeaderMap,
-        body: &[u8],
-    ) -> (StatusCode, String) {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.addr))
-            .body(Full::new(Bytes::copy_from_slice(body)))
-            .expect("a valid request");
-        request.headers_mut().extend(headers);
-        exchange(&self.client, request).await
-    }
-
-    /// The next JSON line on stdout.
-    fn next_delivery(&self) -> Value {
-        let line = self
-            .stdout
-            .recv_timeout(TIMEOUT)
-            .expect("a JSON line on stdout");
-        serde_json::from_str(&line).unwrap_or_else(|error| panic!("{line:?}: {error}"))
-    }
-
-    /// SIGTERM, then the exit status and whatever stdout and stderr still had.
-    fn terminate(self) -> (ExitStatus, Vec<String>, Vec<String>) {
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(killed.success());
-        let stdout = drain(&self.stdout, "stdout");
-        let stderr = drain(&self.stderr, "stderr");
-        (self.child.wait(), stdout, stderr)
-    }
-}
 
 fn signed(secret: &str, id: &str, body: &[u8]) -> HeaderMap {
     Signer::new(secret)
@@ -136,7 +46,10 @@ fn rfc3339(unix: &str) -> String {
 async fn serve_answers_every_row_and_prints_one_line_per_delivery() {
     let secret = format!("test={SECRET}");
     let old = format!("old={OLD_SECRET}");
-    let server = Server::start(&["--secret", &secret, "--secret", &old, "--max-body", "256"]);
+    let server = Serve::start(
+        &["--secret", &secret, "--secret", &old, "--max-body", "256"],
+        &[],
+    );
 
     // A valid delivery: 200 and one line.
     let body = br#"{"type":"run.finished","data":{"type":"inner"}}"#;
@@ -206,7 +119,12 @@ async fn serve_answers_every_row_and_prints_one_line_per_delivery() {
     );
     assert_eq!(
         server
-            .request(Method::GET, "/", signed(SECRET, "dlv_get", b""), b"")
+            .request(
+                Method::GET,
+                &server.url("/"),
+                signed(SECRET, "dlv_get", b""),
+                b""
+            )
             .await
             .0,
         StatusCode::METHOD_NOT_ALLOWED
@@ -244,7 +162,7 @@ async fn serve_answers_every_row_and_prints_one_line_per_delivery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_with_a_path_takes_only_that_path() {
     let secret = format!("test={SECRET}");
-    let server = Server::start(&["--secret", &secret, "--path", "/webhooks"]);
+    let server = Serve::start(&["--secret", &secret, "--path", "/webhooks"], &[]);
     let body = br#"{"type":1}"#;
     assert_eq!(
         server
@@ -270,7 +188,7 @@ async fn serve_with_a_path_takes_only_that_path() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_without_a_secret_generates_one_and_prints_a_round_trip() {
-    let server = Server::start(&[]);
+    let server = Serve::start(&[], &[]);
     let banner = server.banner.join("\n");
     let secrets: Vec<&str> = banner
         .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
