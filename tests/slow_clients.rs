@@ -9,13 +9,13 @@
 
 #[path = "common/child.rs"]
 mod child;
+#[path = "common/serve.rs"]
+mod serve;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use hookverify::Signer;
@@ -24,13 +24,12 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use child::{KillOnDrop, TIMEOUT, drain, exchange, lines};
+use serve::Serve;
 
-const BIN: &str = env!("CARGO_BIN_EXE_hookverify");
 const SECRET: &str = "whsec_slow_clients_test";
 
 /// The slow-client test has the machine to itself; the others may share it with each other.
@@ -39,66 +38,10 @@ static HEAVY: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 /// Slack over a timeout before a connection still open counts as not closed.
 const SLACK: Duration = Duration::from_secs(5);
 
-/// A running `hookverify serve`.
-struct Serve {
-    child: KillOnDrop,
-    addr: SocketAddr,
-    stdout: Receiver<String>,
-    /// Kept so that the child never blocks on a full stderr pipe.
-    _stderr: Receiver<String>,
-}
-
-impl Serve {
-    fn start(args: &[&str]) -> Self {
-        let secret = format!("test={SECRET}");
-        let mut all = vec!["serve", "--addr", "127.0.0.1:0", "--secret", &secret];
-        all.extend_from_slice(args);
-        let mut child = Command::new(BIN)
-            .args(&all)
-            .env_remove("HOOKVERIFY_SECRET")
-            .env_remove("HOOKVERIFY_STORE")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn hookverify serve");
-        let stdout = lines(child.stdout.take().expect("stdout is piped"));
-        let stderr = lines(child.stderr.take().expect("stderr is piped"));
-        let child = KillOnDrop(Some(child));
-
-        let deadline = Instant::now() + TIMEOUT;
-        let mut banner = Vec::new();
-        let addr = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = stderr
-                .recv_timeout(left)
-                .unwrap_or_else(|error| panic!("no `listening on` line ({error}): {banner:?}"));
-            if let Some(rest) = line.strip_prefix("listening on http://") {
-                break rest.trim().parse().expect("a socket address");
-            }
-            banner.push(line);
-        };
-        Self {
-            child,
-            addr,
-            stdout,
-            _stderr: stderr,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The next delivery printed on stdout.
-    fn next_delivery(&self) -> Value {
-        let line = self
-            .stdout
-            .recv_timeout(TIMEOUT)
-            .expect("a JSON line on stdout");
-        serde_json::from_str(&line).unwrap_or_else(|error| panic!("{line:?}: {error}"))
-    }
+/// `hookverify serve --secret test=SECRET ARGS`, once it listens.
+fn start(args: &[&str]) -> Serve {
+    let secret = format!("test={SECRET}");
+    Serve::start(&[&["--secret", &secret][..], args].concat(), &[])
 }
 
 /// The resident set of `pid` in KiB, from `/proc/<pid>/status`.
@@ -332,7 +275,7 @@ async fn slow_client(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bodies_neither_exhaust_memory_nor_lock_out_a_delivery() {
     let _machine = HEAVY.write().await;
-    let serve = Serve::start(&[]);
+    let serve = start(&[]);
     let idle_rss = rss_kib(serve.pid()).expect("VmRSS of serve");
     let sampler = RssSampler::start(serve.pid());
     let test_start = Instant::now();
@@ -449,7 +392,7 @@ async fn slow_bodies_neither_exhaust_memory_nor_lock_out_a_delivery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_a_head_or_nothing_is_cut_off_after_the_header_timeout() {
     let _machine = HEAVY.read().await;
-    let serve = Serve::start(&[]);
+    let serve = start(&[]);
     let header_timeout = Duration::from_secs(5);
 
     let start = Instant::now();
@@ -480,7 +423,7 @@ async fn half_a_head_or_nothing_is_cut_off_after_the_header_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kept_alive_connection_is_reused_then_closed_when_idle() {
     let _machine = HEAVY.read().await;
-    let serve = Serve::start(&[]);
+    let serve = start(&[]);
     let idle_timeout = Duration::from_secs(5);
 
     let mut stream = TcpStream::connect(serve.addr).await.expect("connect");
@@ -512,7 +455,7 @@ async fn a_kept_alive_connection_is_reused_then_closed_when_idle() {
 async fn the_idle_timeout_is_apart_from_the_header_timeout() {
     let _machine = HEAVY.read().await;
     // A header timeout shorter than the idle one must not cut an idle connection early.
-    let serve = Serve::start(&["--header-timeout", "1", "--idle-timeout", "3"]);
+    let serve = start(&["--header-timeout", "1", "--idle-timeout", "3"]);
     let idle_timeout = Duration::from_secs(3);
 
     let mut stream = TcpStream::connect(serve.addr).await.expect("connect");
@@ -537,7 +480,7 @@ async fn the_idle_timeout_is_apart_from_the_header_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_still_arriving_at_the_deadline_gets_408_and_a_close() {
     let _machine = HEAVY.read().await;
-    let serve = Serve::start(&["--body-timeout", "2"]);
+    let serve = start(&["--body-timeout", "2"]);
     let body_timeout = Duration::from_secs(2);
 
     let mut stream = TcpStream::connect(serve.addr).await.expect("connect");
@@ -564,13 +507,13 @@ async fn a_body_still_arriving_at_the_deadline_gets_408_and_a_close() {
         closed >= body_timeout - Duration::from_millis(100),
         "closed after {closed:?}"
     );
-    assert!(serve.stdout.try_recv().is_err(), "nothing printed");
+    assert!(serve.deliveries_so_far().is_empty(), "nothing printed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_connection_limit_a_new_connection_waits_for_a_slot() {
     let _machine = HEAVY.read().await;
-    let serve = Serve::start(&["--max-connections", "1"]);
+    let serve = start(&["--max-connections", "1"]);
 
     let holder = TcpStream::connect(serve.addr).await.expect("connect");
     // Let the server accept the holder first.
@@ -593,7 +536,7 @@ async fn at_the_connection_limit_a_new_connection_waits_for_a_slot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_every_large_body_slot_taken_a_large_body_gets_503_and_a_small_one_passes() {
     let _machine = HEAVY.read().await;
-    let serve = Serve::start(&["--max-large-bodies", "1"]);
+    let serve = start(&["--max-large-bodies", "1"]);
 
     // The one slot, held by a large body that stops half way.
     let mut holder = TcpStream::connect(serve.addr).await.expect("connect");
@@ -639,23 +582,17 @@ fn the_limits_are_checked_with_a_usage_error() {
         ("--body-timeout", "ten", "--body-timeout"),
     ];
     for (flag, value, expected) in cases {
-        let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--secret",
-                "s",
-                flag,
-                value,
-            ])
-            .env_remove("HOOKVERIFY_SECRET")
-            .env_remove("HOOKVERIFY_STORE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn hookverify");
+        let mut child = child::command(&[
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--secret",
+            "s",
+            flag,
+            value,
+        ])
+        .spawn()
+        .expect("spawn hookverify");
         let stdout = lines(child.stdout.take().expect("stdout is piped"));
         let stderr = lines(child.stderr.take().expect("stderr is piped"));
         let child = KillOnDrop(Some(child));
