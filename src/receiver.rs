@@ -377,7 +377,7 @@ impl<S: DeliveryStore> Receiver<S> {
                     store: Arc::clone(&self.store),
                     settings: Arc::clone(&self.settings),
                     registration: Some(registration),
-                    held: true,
+                    stage: Stage::Held,
                 }));
             }
             Claim::InFlight => (Duplicate::InFlight, None),
@@ -427,7 +427,10 @@ impl<S> fmt::Debug for Receiver<S> {
 /// Call [`complete`](Self::complete) once the delivery is handled, or
 /// [`release`](Self::release) if handling failed so that the provider's retry is handled.
 /// Dropped without either (an early return, a panic, a cancelled future), it releases the claim
-/// on the current Tokio runtime; outside one, the lease frees it.
+/// on the current Tokio runtime; outside one, the lease frees it. A `complete` or `release`
+/// whose future is dropped before the store answered (a client that hung up meanwhile) is
+/// finished in the background the same way: a completion is never turned into a release, nor
+/// left to block the provider's retry for a lease.
 pub struct ClaimGuard<S: DeliveryStore> {
     verified: Verified,
     keys: Arc<DeliveryKeys>,
@@ -435,8 +438,20 @@ pub struct ClaimGuard<S: DeliveryStore> {
     store: Arc<S>,
     settings: Arc<Settings>,
     registration: Option<Registration<S>>,
-    /// Still ours to release: false once completed, released, or handed to a background retry.
-    held: bool,
+    stage: Stage,
+}
+
+/// Where a guard's claim stands: what dropping the guard has to finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Nobody settled it yet: dropping releases it.
+    Held,
+    /// A `complete` is waiting for the store: dropping finishes it in the background.
+    Completing,
+    /// A `release` is waiting for the store: dropping finishes it in the background.
+    Releasing,
+    /// The store answered, or a background task took over.
+    Settled,
 }
 
 impl<S: DeliveryStore> ClaimGuard<S> {
@@ -471,15 +486,17 @@ impl<S: DeliveryStore> ClaimGuard<S> {
 
     /// [`complete`](Self::complete) through a borrow.
     pub(crate) async fn complete_in_place(&mut self) -> Result<(), ReceiveError> {
-        if !self.held {
+        if self.stage != Stage::Held {
             return Ok(());
         }
         // Past this point the claim is never released: the handler succeeded.
-        self.held = false;
+        self.stage = Stage::Completing;
         self.stop_heartbeat();
         let (store, keys, token) = (&self.store, &self.keys, self.token);
         let call = std::pin::pin!(store.complete(keys, token, self.settings.retention));
-        match answered(bounded(self.settings.store_timeout, call).await, "complete") {
+        let answer = answered(bounded(self.settings.store_timeout, call).await, "complete");
+        self.stage = Stage::Settled;
+        match answer {
             Ok(true) => Ok(()),
             Ok(false) => {
                 tracing::error!(
@@ -506,13 +523,15 @@ impl<S: DeliveryStore> ClaimGuard<S> {
 
     /// [`release`](Self::release) through a borrow.
     pub(crate) async fn release_in_place(&mut self) -> Result<(), ReceiveError> {
-        if !self.held {
+        if self.stage != Stage::Held {
             return Ok(());
         }
-        self.held = false;
+        self.stage = Stage::Releasing;
         self.stop_heartbeat();
         let call = std::pin::pin!(self.store.release(&self.keys, self.token));
-        match answered(bounded(self.settings.store_timeout, call).await, "release") {
+        let answer = answered(bounded(self.settings.store_timeout, call).await, "release");
+        self.stage = Stage::Settled;
+        match answer {
             Ok(_) => Ok(()),
             Err(error) => {
                 self.settle_later(Settle::Release);
@@ -540,12 +559,14 @@ impl<S: DeliveryStore> ClaimGuard<S> {
 
 impl<S: DeliveryStore> Drop for ClaimGuard<S> {
     fn drop(&mut self) {
-        if !self.held {
-            return;
-        }
-        self.held = false;
+        let how = match self.stage {
+            Stage::Held | Stage::Releasing => Settle::Release,
+            Stage::Completing => Settle::Complete,
+            Stage::Settled => return,
+        };
+        self.stage = Stage::Settled;
         self.stop_heartbeat();
-        self.settle_later(Settle::Release);
+        self.settle_later(how);
     }
 }
 
@@ -553,7 +574,7 @@ impl<S: DeliveryStore> fmt::Debug for ClaimGuard<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClaimGuard")
             .field("verified", &self.verified)
-            .field("held", &self.held)
+            .field("stage", &self.stage)
             .finish_non_exhaustive()
     }
 }

@@ -6,6 +6,7 @@
 #[path = "common/post.rs"]
 mod post;
 
+use post::request_head;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -44,18 +45,6 @@ fn counting(layer: VerifyLayer<MemoryStore>, runs: &Arc<AtomicUsize>) -> Router 
 }
 
 /// A request written by hand, so that the body can be sent in pieces.
-fn request_head(headers: &HeaderMap, length: usize) -> Vec<u8> {
-    let mut head = format!("POST /hook HTTP/1.1\r\nhost: test\r\ncontent-length: {length}\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!(
-            "{name}: {}\r\n",
-            value.to_str().expect("ascii header")
-        ));
-    }
-    head.push_str("\r\n");
-    head.into_bytes()
-}
-
 /// Reads a whole response (the server closes or the response ends); answers the status and
 /// the raw text.
 async fn read_response(stream: &mut TcpStream) -> (u16, String) {

@@ -2,6 +2,12 @@
 //! succeeded, a completion the store cannot record never turns into a release (issue 13, case
 //! 4). Before the redesign the guard released both keys when `complete` failed, and a replay
 //! under a fresh id a second later ran the handler again.
+//!
+//! And a client that hangs up while the completion or the release waits on the store: the
+//! server drops the request's future mid-call, and the call is finished in the background.
+//! Before, the dropped call was simply lost: the claim held for the whole lease (30 s), so the
+//! provider's retry a second later got `429` (lost for good), and after a completion, a replay
+//! under a fresh id once the lease ended would have run the handler again.
 #![cfg(all(feature = "redis", feature = "axum", feature = "testing"))]
 
 #[path = "common/proxy.rs"]
@@ -12,7 +18,7 @@ mod servers;
 #[path = "common/post.rs"]
 mod post;
 
-use post::post_to;
+use post::{post_to, request_head};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -22,7 +28,9 @@ use axum::routing::post;
 use hookverify::axum::{VerifiedDelivery, VerifyLayer};
 use hookverify::store::redis::RedisStore;
 use hookverify::{Receiver, Signer, Verifier};
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 use proxy::StallProxy;
 use servers::RedisServer;
@@ -113,4 +121,164 @@ async fn a_completion_lost_to_a_stalled_store_never_releases() {
     let (status, text) = post_to(addr, &headers, body).await;
     assert_eq!((status, text.as_str()), (StatusCode::OK, "duplicate"));
     assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+/// A handler whose first run waits for `go`, then answers `status`; later runs answer 200.
+struct Gate {
+    started: Arc<tokio::sync::Notify>,
+    go: Arc<tokio::sync::Notify>,
+    runs: Arc<AtomicUsize>,
+}
+
+impl Gate {
+    fn new() -> Self {
+        Self {
+            started: Arc::new(tokio::sync::Notify::new()),
+            go: Arc::new(tokio::sync::Notify::new()),
+            runs: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn app(&self, receiver: Receiver<RedisStore>, status: StatusCode) -> Router {
+        let (started, go, runs) = (
+            Arc::clone(&self.started),
+            Arc::clone(&self.go),
+            Arc::clone(&self.runs),
+        );
+        Router::new().route(
+            "/hook",
+            post(move |_: VerifiedDelivery| async move {
+                if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+                    started.notify_one();
+                    go.notified().await;
+                    return (status, "first run");
+                }
+                (StatusCode::OK, "handled")
+            })
+            .route_layer(VerifyLayer::new(receiver)),
+        )
+    }
+}
+
+/// A receiver on a Redis behind `proxy` whose store calls may wait 7.5 s (the most the default
+/// lease allows): the client hangs up well before, so that nothing else ends the request.
+async fn patient_receiver(server: &RedisServer, proxy: &StallProxy) -> Receiver<RedisStore> {
+    let store = RedisStore::connect(&proxy.url_for(server.url()))
+        .await
+        .expect("connect")
+        .timeout(Duration::from_secs(20));
+    let verifier = Verifier::builder()
+        .secret("current", SECRET)
+        .build()
+        .expect("verifier");
+    Receiver::builder(verifier, store)
+        .store_timeout(Duration::from_millis(7500))
+        .build()
+        .expect("receiver")
+}
+
+/// Sends the delivery on a connection of its own; when the handler's first run has been let
+/// go, the store stalls before the layer can settle the claim, and the client hangs up. Then
+/// the held bytes are dropped (`cut`), the store comes back, and only a background settle can
+/// reach it.
+async fn hang_up_while_the_store_stalls(
+    gate: &Gate,
+    proxy: &StallProxy,
+    addr: std::net::SocketAddr,
+    headers: &HeaderMap,
+    body: &[u8],
+) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(&request_head(headers, body.len()))
+        .await
+        .expect("head");
+    stream.write_all(body).await.expect("body");
+    gate.started.notified().await;
+    proxy.stall();
+    gate.go.notify_one();
+    // The handler has answered; its settle waits on the stalled store. The client hangs up
+    // (as the provider does at its 10 s timeout), and the server drops the request's future.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The call the dropped future had sent is lost with the connection.
+    proxy.cut();
+    proxy.resume();
+}
+
+/// POSTs until the answer is not "in flight" (or a store error) any more, for at most 10 s
+/// (a third of the lease): the answer then.
+async fn settled_answer(
+    addr: std::net::SocketAddr,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (StatusCode, String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, text) = post_to(addr, headers, body).await;
+        match status {
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(
+                    Instant::now() < deadline,
+                    "still {status} after 10 s: the claim was left to its lease"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ => return (status, text),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_completion_cut_short_by_a_client_that_hung_up_still_lands() {
+    let server = RedisServer::start();
+    let proxy = StallProxy::in_front_of(server.url());
+    let gate = Gate::new();
+    let app = gate.app(patient_receiver(&server, &proxy).await, StatusCode::OK);
+    let addr = post::serve(app).await;
+    let body = br#"{"type":"run.finished"}"#;
+    let headers = Signer::new(SECRET)
+        .expect("signer")
+        .sign("dlv_hung_up_done", body)
+        .header_map()
+        .expect("headers");
+
+    hang_up_while_the_store_stalls(&gate, &proxy, addr, &headers, body).await;
+
+    // The provider's retry, and a replay under a fresh id: both duplicates once the background
+    // completion lands, and the handler ran once.
+    let (status, text) = settled_answer(addr, &headers, body).await;
+    assert_eq!((status, text.as_str()), (StatusCode::OK, "duplicate"));
+    let mut replay = headers.clone();
+    replay.insert(
+        "x-agent-delivery-id",
+        "dlv_hung_up_replay".parse().expect("value"),
+    );
+    let (status, text) = post_to(addr, &replay, body).await;
+    assert_eq!((status, text.as_str()), (StatusCode::OK, "duplicate"));
+    assert_eq!(gate.runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_release_cut_short_by_a_client_that_hung_up_still_lands() {
+    let server = RedisServer::start();
+    let proxy = StallProxy::in_front_of(server.url());
+    let gate = Gate::new();
+    let failing = StatusCode::INTERNAL_SERVER_ERROR;
+    let app = gate.app(patient_receiver(&server, &proxy).await, failing);
+    let addr = post::serve(app).await;
+    let body = br#"{"type":"run.failed"}"#;
+    let headers = Signer::new(SECRET)
+        .expect("signer")
+        .sign("dlv_hung_up_failed", body)
+        .header_map()
+        .expect("headers");
+
+    hang_up_while_the_store_stalls(&gate, &proxy, addr, &headers, body).await;
+
+    // The first run failed: the provider's retry is handled, well inside the lease.
+    let (status, text) = settled_answer(addr, &headers, body).await;
+    assert_eq!((status, text.as_str()), (StatusCode::OK, "handled"));
+    assert_eq!(gate.runs.load(Ordering::SeqCst), 2);
 }

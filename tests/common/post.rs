@@ -78,3 +78,17 @@ pub(crate) async fn post_to(
 ) -> (StatusCode, String) {
     post_path(addr, "/hook", headers, body).await
 }
+
+/// The head of a raw `POST /hook` carrying `headers` and a body of `length` bytes, for tests
+/// that write a request themselves (slowly, in pieces, or to hang up halfway).
+pub(crate) fn request_head(headers: &HeaderMap, length: usize) -> Vec<u8> {
+    let mut head = format!("POST /hook HTTP/1.1\r\nhost: test\r\ncontent-length: {length}\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!(
+            "{name}: {}\r\n",
+            value.to_str().expect("ascii header")
+        ));
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
+}
