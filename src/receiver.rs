@@ -345,13 +345,23 @@ impl<S: DeliveryStore> Receiver<S> {
             _ => DeliveryKeys::new(namespace, id, &verified.message_digest(body)),
         };
         let token = ClaimToken::random()?;
-        let lease = self.settings.lease;
+        let keys = Arc::new(keys);
+        // Until the store's answer is in, the claim may land unseen: if this future is dropped
+        // (the client hung up) or the call fails, it is taken back with its token.
+        let unanswered = Unanswered {
+            receiver: self,
+            keys: Some(Arc::clone(&keys)),
+            token,
+        };
         let answer = {
-            let claim = std::pin::pin!(self.store.claim(&keys, token, lease));
+            let claim = std::pin::pin!(self.store.claim(&keys, token, self.settings.lease));
             answered(bounded(self.settings.store_timeout, claim).await, "claim")
         };
         let answer = match answer {
-            Ok(answer) => answer,
+            Ok(answer) => {
+                unanswered.taken();
+                answer
+            }
             Err(error) => {
                 tracing::warn!(
                     target: "hookverify",
@@ -361,14 +371,11 @@ impl<S: DeliveryStore> Receiver<S> {
                      if the store answers by then, else recover this delivery id from the \
                      provider"
                 );
-                // The claim may still land on the store: take it back with its token.
-                self.spawn_release(keys, token);
                 return Err(ReceiveError::StoreUnavailable(error));
             }
         };
         let (duplicate, completed_by) = match answer {
             Claim::Fresh => {
-                let keys = Arc::new(keys);
                 let registration = self.heartbeat.register(Arc::clone(&keys), token);
                 return Ok(Outcome::Fresh(ClaimGuard {
                     verified,
@@ -395,16 +402,37 @@ impl<S: DeliveryStore> Receiver<S> {
         );
         Ok(Outcome::Duplicate(duplicate))
     }
+}
 
-    /// Releases, in the background, a claim whose answer was lost.
-    fn spawn_release(&self, keys: DeliveryKeys, token: ClaimToken) {
-        spawn_settle(
-            Arc::clone(&self.store),
-            Arc::clone(&self.settings),
-            Arc::new(keys),
-            token,
-            Settle::Release,
-        );
+/// A claim sent to the store whose answer was not taken: dropped, it releases the claim in the
+/// background with its token, in case the claim landed.
+struct Unanswered<'r, S: DeliveryStore> {
+    receiver: &'r Receiver<S>,
+    /// `None` once the answer is taken.
+    keys: Option<Arc<DeliveryKeys>>,
+    token: ClaimToken,
+}
+
+impl<S: DeliveryStore> Unanswered<'_, S> {
+    /// The store answered: the claim is the caller's to settle.
+    fn taken(mut self) {
+        self.keys = None;
+    }
+}
+
+impl<S: DeliveryStore> Drop for Unanswered<'_, S> {
+    fn drop(&mut self) {
+        if let Some(keys) = self.keys.take() {
+            let receiver = self.receiver;
+            let (store, settings) = (&receiver.store, &receiver.settings);
+            spawn_settle(
+                Arc::clone(store),
+                Arc::clone(settings),
+                keys,
+                self.token,
+                Settle::Release,
+            );
+        }
     }
 }
 

@@ -3,11 +3,12 @@
 //! 4). Before the redesign the guard released both keys when `complete` failed, and a replay
 //! under a fresh id a second later ran the handler again.
 //!
-//! And a client that hangs up while the completion or the release waits on the store: the
-//! server drops the request's future mid-call, and the call is finished in the background.
-//! Before, the dropped call was simply lost: the claim held for the whole lease (30 s), so the
-//! provider's retry a second later got `429` (lost for good), and after a completion, a replay
-//! under a fresh id once the lease ended would have run the handler again.
+//! And a client that hangs up while the claim, the completion or the release waits on the
+//! store: the server drops the request's future mid-call, and what the call was for is finished
+//! in the background (a claim is taken back with its token). Before, the dropped call was simply
+//! lost: the claim held for the whole lease (30 s), so the provider's retry a second later got
+//! `429` (lost for good), and after a completion, a replay under a fresh id once the lease
+//! ended would have run the handler again.
 #![cfg(all(feature = "redis", feature = "axum", feature = "testing"))]
 
 #[path = "common/proxy.rs"]
@@ -278,6 +279,49 @@ async fn a_release_cut_short_by_a_client_that_hung_up_still_lands() {
     hang_up_while_the_store_stalls(&gate, &proxy, addr, &headers, body).await;
 
     // The first run failed: the provider's retry is handled, well inside the lease.
+    let (status, text) = settled_answer(addr, &headers, body).await;
+    assert_eq!((status, text.as_str()), (StatusCode::OK, "handled"));
+    assert_eq!(gate.runs.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_cut_short_by_a_client_that_hung_up_is_taken_back() {
+    let server = RedisServer::start();
+    let proxy = StallProxy::in_front_of(server.url());
+    let gate = Gate::new();
+    let app = gate.app(patient_receiver(&server, &proxy).await, StatusCode::OK);
+    let addr = post::serve(app).await;
+    // A first delivery, handled at once, loads the store's scripts.
+    gate.go.notify_one();
+    let signer = Signer::new(SECRET).expect("signer");
+    let body = br#"{"type":"approval.requested"}"#;
+    let before = br#"{"type":"schedule.fired"}"#;
+    let first = signer
+        .sign("dlv_before", before)
+        .header_map()
+        .expect("headers");
+    let (status, text) = post_to(addr, &first, before).await;
+    assert_eq!((status, text.as_str()), (StatusCode::OK, "first run"));
+    let headers = signer
+        .sign("dlv_hung_up_claim", body)
+        .header_map()
+        .expect("headers");
+
+    // The store stalls before the request arrives: its claim waits, and the client hangs up.
+    proxy.stall();
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(&request_head(&headers, body.len()))
+        .await
+        .expect("head");
+    stream.write_all(body).await.expect("body");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The claim the dropped future sent lands now, with nobody to take its answer.
+    proxy.resume();
+
+    // The provider's retry is handled, not refused as in flight for the lease.
     let (status, text) = settled_answer(addr, &headers, body).await;
     assert_eq!((status, text.as_str()), (StatusCode::OK, "handled"));
     assert_eq!(gate.runs.load(Ordering::SeqCst), 2);
