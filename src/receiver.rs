@@ -430,7 +430,7 @@ impl<S: DeliveryStore> Drop for Unanswered<'_, S> {
                 Arc::clone(settings),
                 keys,
                 self.token,
-                Settle::Release,
+                Settle::TakeBack,
             );
         }
     }
@@ -611,6 +611,11 @@ impl<S: DeliveryStore> fmt::Debug for ClaimGuard<S> {
 enum Settle {
     Complete,
     Release,
+    /// Releases a claim whose answer was not taken: it may land after the release looked
+    /// (behind a lock, on another connection), so a release that found nothing looks again
+    /// until the claim can no longer land (a store timeout from now: the caller gave up on it
+    /// by then, and the stores bound its wait on their side).
+    TakeBack,
 }
 
 /// Completes or releases in the background, retrying with backoff until the store answers or
@@ -627,24 +632,29 @@ fn spawn_settle<S: DeliveryStore>(
         return;
     };
     runtime.spawn(async move {
-        let give_up = tokio::time::Instant::now() + settings.lease;
+        let now = tokio::time::Instant::now();
+        let (give_up, landed_by) = (now + settings.lease, now + settings.store_timeout);
         let mut pause = Duration::from_millis(50);
         loop {
             let call = async {
                 match how {
                     Settle::Complete => store.complete(&keys, token, settings.retention).await,
-                    Settle::Release => store.release(&keys, token).await,
+                    Settle::Release | Settle::TakeBack => store.release(&keys, token).await,
                 }
             };
             if let Ok(Ok(done)) = tokio::time::timeout(settings.store_timeout, call).await {
-                if matches!(how, Settle::Complete) && !done {
-                    tracing::error!(
-                        target: "hookverify",
-                        delivery_id = keys.delivery_id(),
-                        "claim lost before completion: the delivery may have been handled twice"
-                    );
+                let may_land_yet = tokio::time::Instant::now() < landed_by;
+                if !(matches!(how, Settle::TakeBack) && !done && may_land_yet) {
+                    if matches!(how, Settle::Complete) && !done {
+                        tracing::error!(
+                            target: "hookverify",
+                            delivery_id = keys.delivery_id(),
+                            "claim lost before completion: the delivery may have been handled \
+                             twice"
+                        );
+                    }
+                    return;
                 }
-                return;
             }
             if tokio::time::Instant::now() + pause >= give_up {
                 tracing::warn!(

@@ -620,6 +620,91 @@ async fn a_hanging_complete_is_bounded_and_never_releases() {
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
 
+/// A memory store whose claims land late, as one in transit or queued behind a lock does: each
+/// is written `LANDS_AFTER` after it was made, whether or not its caller still waits.
+#[derive(Debug)]
+struct LateClaims(Arc<MemoryStore>);
+
+const LANDS_AFTER: Duration = Duration::from_millis(200);
+
+impl DeliveryStore for LateClaims {
+    async fn claim(
+        &self,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        let (store, keys) = (Arc::clone(&self.0), keys.clone());
+        let landing = tokio::spawn(async move {
+            tokio::time::sleep(LANDS_AFTER).await;
+            store.claim(&keys, token, lease).await
+        });
+        landing
+            .await
+            .map_err(|error| StoreError::new(error.to_string()))?
+    }
+    async fn renew(
+        &self,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        self.0.renew(keys, token, lease).await
+    }
+    async fn complete(
+        &self,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+        retain: Duration,
+    ) -> Result<bool, StoreError> {
+        self.0.complete(keys, token, retain).await
+    }
+    async fn release(&self, keys: &DeliveryKeys, token: ClaimToken) -> Result<bool, StoreError> {
+        self.0.release(keys, token).await
+    }
+}
+
+/// A claim whose caller stopped waiting (the request was dropped) and that lands after the
+/// background release first looked: the release looks again until the claim can no longer
+/// land, so the provider's retry is fresh rather than "in flight" for the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_landing_after_its_release_looked_is_still_taken_back() {
+    let s = setup();
+    let store = LateClaims(Arc::new(MemoryStore::new(
+        NonZeroUsize::new(100).expect("non-zero"),
+    )));
+    let receiver = Receiver::builder(s.receiver.verifier().clone(), store)
+        .store_timeout(Duration::from_secs(1))
+        .build()
+        .expect("receiver");
+    let headers = s
+        .signer
+        .sign("dlv_late", b"{}")
+        .header_map()
+        .expect("headers");
+    let dropped =
+        tokio::time::timeout(Duration::from_millis(20), receiver.receive(&headers, b"{}")).await;
+    assert!(dropped.is_err(), "the claim has not landed yet");
+
+    let started = std::time::Instant::now();
+    loop {
+        match receiver.receive(&headers, b"{}").await.expect("receive") {
+            hookverify::Outcome::Fresh(guard) => {
+                guard.complete().await.expect("complete");
+                break;
+            }
+            hookverify::Outcome::Duplicate(hookverify::Duplicate::InFlight) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(3),
+                    "the late claim was never taken back (it holds for the 30 s lease)"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn store_outage_is_503_and_nothing_is_handled() {
     for hang in [false, true] {

@@ -11,7 +11,9 @@
 //! - the clock: leases and retention are written and judged by the server's clock, whatever
 //!   the receiver's clock says;
 //! - a claim whose answer was lost: repeated with the same token it is the same claim, and
-//!   its token releases it.
+//!   its token releases it;
+//! - a claim whose caller stopped waiting (a dropped future) while it waited behind a lock:
+//!   taken back with its token once it lands.
 //!
 //! Each test starts its own server (Debian package `postgresql`), or uses
 //! `HOOKVERIFY_TEST_POSTGRES_URL` when set.
@@ -270,6 +272,47 @@ async fn a_claim_landing_after_the_timeout_is_released_with_its_token() {
     }
     let retry = retry.expect("the late claim was never released (it would hold for 30 s)");
     assert!(retry < Duration::from_secs(4), "released at {retry:?}");
+    eprintln!("retry fresh after {retry:?}");
+}
+
+/// A claim whose caller stopped waiting before any timeout (the request's future was dropped:
+/// the client hung up) while the claim waited behind a lock: it lands once the lock is gone,
+/// and the receiver takes it back with its token, so the provider's retry is fresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_dropped_while_it_waits_is_taken_back_when_it_lands() {
+    let server = PostgresServer::start();
+    let store = store(&server, Duration::from_secs(2)).await;
+    let clock = clock();
+    let ns = random_namespace("dropped");
+    let receiver = receiver(&store, &clock, &ns, Duration::from_secs(2));
+    let body = br#"{"type":"dropped"}"#;
+    let headers = signed(&clock, "dlv_dropped", body);
+
+    // Well inside the server's own bound on the wait (nine tenths of 2 s): the claim lands.
+    let lock = lock_table_for(&server, TABLE, Duration::from_millis(800));
+    let started = Instant::now();
+    let dropped =
+        tokio::time::timeout(Duration::from_millis(300), receiver.receive(&headers, body)).await;
+    assert!(dropped.is_err(), "the claim waits behind the lock");
+    lock.await.expect("lock task");
+
+    let mut retry = None;
+    while started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        match receiver.receive(&headers, body).await {
+            Ok(Outcome::Fresh(guard)) => {
+                retry = Some(started.elapsed());
+                guard.complete().await.expect("complete");
+                break;
+            }
+            Ok(Outcome::Duplicate(Duplicate::InFlight))
+            | Err(ReceiveError::StoreUnavailable(_)) => {}
+            Ok(Outcome::Duplicate(other)) => panic!("unexpected duplicate: {other:?}"),
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    let retry = retry.expect("the dropped claim was never taken back (it would hold for 30 s)");
+    assert!(retry < Duration::from_secs(4), "taken back at {retry:?}");
     eprintln!("retry fresh after {retry:?}");
 }
 
