@@ -9,6 +9,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use http::HeaderMap;
+use tokio_util::task::TaskTracker;
 
 use crate::error::{ConfigError, ReceiveError};
 use crate::heartbeat::{Heartbeat, Registration};
@@ -77,6 +78,16 @@ struct Settings {
     lease: Duration,
     retention: Duration,
     store_timeout: Duration,
+    /// The completions and releases running in the background, shared with every subscription's
+    /// receiver. Closed from the start: waiting on it returns whenever none runs.
+    background: TaskTracker,
+}
+
+/// A tracker for [`Settings::background`].
+fn background_tracker() -> TaskTracker {
+    let tracker = TaskTracker::new();
+    tracker.close();
+    tracker
 }
 
 impl<S> Clone for Receiver<S> {
@@ -172,6 +183,7 @@ impl<S: DeliveryStore> ReceiverBuilder<S> {
             lease: self.lease,
             retention,
             store_timeout: self.store_timeout,
+            background: background_tracker(),
         };
         Ok(Receiver::assemble(self.verifier, self.store, settings))
     }
@@ -232,6 +244,7 @@ impl<S: DeliveryStore> Receiver<S> {
             lease: DEFAULT_LEASE,
             retention: default_retention(&verifier, DEFAULT_LEASE),
             store_timeout: DEFAULT_STORE_TIMEOUT,
+            background: background_tracker(),
         };
         Self::assemble(verifier, store.into(), settings)
     }
@@ -271,6 +284,7 @@ impl<S: DeliveryStore> Receiver<S> {
                 .retention
                 .max(default_retention(&verifier, self.settings.lease)),
             store_timeout: self.settings.store_timeout,
+            background: self.settings.background.clone(),
         };
         Self {
             verifier,
@@ -308,6 +322,20 @@ impl<S: DeliveryStore> Receiver<S> {
     /// The bound on each store call.
     pub fn store_timeout(&self) -> Duration {
         self.settings.store_timeout
+    }
+
+    /// Waits until the completions and releases this receiver (and every receiver made from it
+    /// by [`for_subscription`](Self::for_subscription)) runs in the background have finished:
+    /// those of guards dropped without settling, of calls that timed out or whose request was
+    /// dropped. Each retries until the store answers or the lease ends, so this takes at most a
+    /// lease.
+    ///
+    /// Await it in a graceful shutdown, after the server stopped taking requests and finished
+    /// those in flight: a process that exits sooner leaves those claims to their lease, and a
+    /// completion not recorded then lets a replay under a fresh id run the handler again once
+    /// the lease ended.
+    pub async fn settled(&self) {
+        self.settings.background.wait().await;
     }
 
     /// Verifies the request, then claims it. Unverified requests never reach the store.
@@ -631,7 +659,8 @@ fn spawn_settle<S: DeliveryStore>(
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    runtime.spawn(async move {
+    let background = settings.background.clone();
+    runtime.spawn(background.track_future(async move {
         let now = tokio::time::Instant::now();
         let (give_up, landed_by) = (now + settings.lease, now + settings.store_timeout);
         let mut pause = Duration::from_millis(50);
@@ -668,7 +697,7 @@ fn spawn_settle<S: DeliveryStore>(
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(1));
         }
-    });
+    }));
 }
 
 /// Runs a store call within `limit`; `None` if it did not finish in time.

@@ -7,7 +7,9 @@
 //!    recognised by its token, and released with it;
 //! 3. leases are counted by the server: the TTLs are the leases, a short lease ends on the
 //!    server's clock, replicas whose clocks disagree by an hour still exclude each other, and no
-//!    script receives a time from the client.
+//!    script receives a time from the client;
+//! 4. a completion the stalled server could not record in time goes on in the background, and
+//!    [`Receiver::settled`] (what a graceful shutdown awaits) returns only once it landed.
 //!
 //! Each test starts its own server (Debian package `redis-server`); they need to pause it, so
 //! they skip when `HOOKVERIFY_TEST_REDIS_URL` names a shared one.
@@ -165,6 +167,52 @@ async fn a_stalled_store_orphans_nothing() {
     let again = receiver.receive(&headers, body).await.expect("receive");
     assert!(matches!(again, Outcome::Duplicate(Duplicate::Completed)));
     eprintln!("stalled store: {:?}", started.elapsed());
+}
+
+/// 4. A completion that times out while the server is paused is retried in the background;
+/// `settled` waits for it, so a process shutting down does not leave the delivery unrecorded
+/// (held for the lease, then open to a replay under a fresh id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn settled_waits_for_a_completion_retried_in_the_background() {
+    let Some(server) = own_server() else { return };
+    let store = RedisStore::connect(server.url()).await.expect("connect");
+    let receiver = Receiver::<RedisStore>::builder(verifier(None), store)
+        .namespace(random_namespace("settled"))
+        .store_timeout(Duration::from_millis(300))
+        .build()
+        .expect("receiver");
+    let body = br#"{"type":"run.finished"}"#;
+    let headers = Signer::new(SECRET)
+        .expect("signer")
+        .sign("dlv_settled", body)
+        .header_map()
+        .expect("headers");
+    let Outcome::Fresh(guard) = receiver.receive(&headers, body).await.expect("receive") else {
+        panic!("a new delivery is fresh");
+    };
+    // Nothing runs in the background yet: settled at once.
+    tokio::time::timeout(Duration::from_millis(50), receiver.settled())
+        .await
+        .expect("nothing pending");
+
+    let paused = pause(&server, 2000);
+    let error = guard.complete().await.expect_err("the server is paused");
+    assert_eq!(error.kind().as_str(), "store_unavailable");
+    // The completion goes on in the background, and is still waiting.
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), receiver.settled())
+            .await
+            .is_err(),
+        "settled while the completion could not be recorded"
+    );
+    tokio::time::timeout(Duration::from_secs(5), receiver.settled())
+        .await
+        .expect("settled once the server answers again");
+    assert!(paused.elapsed() >= Duration::from_secs(2));
+    assert!(matches!(
+        receiver.receive(&headers, body).await.expect("receive"),
+        Outcome::Duplicate(Duplicate::Completed)
+    ));
 }
 
 /// 2. The server writes a claim but the caller never hears back (its call timed out during a

@@ -1,13 +1,16 @@
 //! `hookverify serve --forward URL` in front of a test upstream, over TCP on 127.0.0.1: each
 //! verified delivery forwarded once, with its headers and the matched label; an upstream
 //! failure (a status, a hang, no listener) releases the delivery so that the retry is
-//! forwarded again; a forgery is never forwarded.
+//! forwarded again; a forgery is never forwarded. And a shutdown that waits for a completion
+//! the store could not record in time.
 #![cfg(feature = "cli")]
 
 #[path = "common/child.rs"]
 mod child;
 #[path = "common/serve.rs"]
 mod serve;
+#[path = "common/servers.rs"]
+mod servers;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -293,4 +296,83 @@ fn forward_options_are_checked() {
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
+}
+
+/// The upstream accepted a delivery while Redis was paused: `serve` answered, and its
+/// completion, which timed out, goes on in the background. On SIGTERM it says so and waits
+/// for the store rather than exiting with the delivery unrecorded (held for the lease, then
+/// open to a replay under a fresh id); it exits once the completion landed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_waits_for_a_completion_retried_in_the_background() {
+    let redis = servers::RedisServer::start();
+    if !redis.is_owned() {
+        eprintln!("skipped: HOOKVERIFY_TEST_REDIS_URL is set, and this test must pause the server");
+        return;
+    }
+    let (url, upstream) = start_upstream(&[Action::Hang(Duration::from_millis(500))]).await;
+    let secret = format!("test={SECRET}");
+    let sidecar = Serve::start(
+        &[
+            "--secret",
+            &secret,
+            "--forward",
+            &url,
+            "--store",
+            redis.url(),
+        ],
+        &[],
+    );
+    let body = br#"{"type":"run.finished"}"#;
+    let headers = signed(SECRET, "dlv_shutdown", body);
+
+    let sent = tokio::spawn({
+        let (url, headers) = (sidecar.url("/hooks"), headers.clone());
+        let client = reqwest::Client::new();
+        async move {
+            let response = client
+                .post(url)
+                .headers(headers)
+                .body(body.to_vec())
+                .send()
+                .await
+                .expect("an answer");
+            response.status().as_u16()
+        }
+    });
+    // Claimed and forwarded: the store pauses before the upstream answers, so the completion
+    // waits out its 2 s store timeout and goes on in the background.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while upstream.seen().is_empty() {
+        assert!(Instant::now() < deadline, "never forwarded");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pause = Duration::from_secs(6);
+    let paused = Instant::now();
+    redis.pause_for(pause);
+    assert_eq!(sent.await.expect("the delivery"), 200);
+
+    sidecar.signal("TERM");
+    sidecar.stderr_until("waiting for the store to record");
+    let (status, _, _) = sidecar.wait();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        paused.elapsed() >= pause,
+        "exited {:?} into a {pause:?} pause, before the store could record anything",
+        paused.elapsed()
+    );
+
+    // The completion landed: a receiver on the same store sees the delivery handled.
+    let store = hookverify::store::redis::RedisStore::connect(redis.url())
+        .await
+        .expect("connect");
+    let verifier = hookverify::Verifier::builder()
+        .secret("test", SECRET)
+        .build()
+        .expect("verifier");
+    let receiver =
+        hookverify::Receiver::<hookverify::store::redis::RedisStore>::new(verifier, store);
+    assert!(matches!(
+        receiver.receive(&headers, body).await.expect("receive"),
+        hookverify::Outcome::Duplicate(hookverify::Duplicate::Completed)
+    ));
 }

@@ -179,6 +179,12 @@ impl Serve {
     /// SIGTERM, then the exit status and whatever stdout and stderr still had.
     pub(crate) fn terminate(self) -> (ExitStatus, Vec<String>, Vec<String>) {
         self.signal("TERM");
+        self.wait()
+    }
+
+    /// Waits for the process to exit by itself (after a signal already sent): the exit status
+    /// and whatever stdout and stderr still had.
+    pub(crate) fn wait(self) -> (ExitStatus, Vec<String>, Vec<String>) {
         let stdout = drain(&self.stdout, "stdout");
         let stderr = drain(&self.stderr, "stderr");
         (self.child.wait(), stdout, stderr)

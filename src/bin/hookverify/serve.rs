@@ -394,6 +394,8 @@ async fn serve_with<S: DeliveryStore>(
     }
 
     let receiver = Receiver::<S>::new(config.verifier, store);
+    // Kept to wait, at shutdown, for what its claims still have to do in the background.
+    let background = receiver.clone();
     let mut route = match config.forward.clone() {
         Some(forwarder) => {
             tracing::info!(
@@ -471,6 +473,20 @@ async fn serve_with<S: DeliveryStore>(
         });
     })
     .await;
+    // A completion or release the store could not take in time is retried in the background:
+    // exiting now would leave its claim to the lease, and an unrecorded completion open to a
+    // replay once the lease ended. Each gives up at the lease's end.
+    let mut settled = std::pin::pin!(background.settled());
+    if tokio::time::timeout(std::time::Duration::from_millis(100), &mut settled)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "waiting for the store to record the completions and releases still pending (at \
+             most one lease; send the signal again to stop now)"
+        );
+        settled.await;
+    }
     Ok(())
 }
 
