@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use lru::LruCache;
 
 use crate::error::ReceiveError;
-use crate::receiver::Receiver;
+use crate::receiver::{Receiver, bounded};
 use crate::store::{DeliveryStore, Namespace};
 use crate::verifier::Verifier;
 
@@ -29,7 +29,8 @@ pub type SourceFuture<'a> =
 ///
 /// Answers `Ok(None)` for a subscription it does not know (the request gets 404 before its body
 /// is read) and an error when it cannot answer (503: the provider retries; a request is never
-/// let through unverified).
+/// let through unverified). A lookup is bounded by the base receiver's store timeout (default
+/// 2 s): one that takes longer is an error too, rather than a request held open.
 ///
 /// ```
 /// use std::collections::HashMap;
@@ -154,10 +155,13 @@ impl<S: DeliveryStore> Subscriptions<S> {
             return Ok(receiver.clone());
         }
         let generation = self.generation.load(Ordering::Acquire);
-        let verifier = self
-            .source
-            .verifier(subscription)
+        let lookup = std::pin::pin!(self.source.verifier(subscription));
+        let verifier = bounded(self.base.store_timeout(), lookup)
             .await
+            .unwrap_or_else(|| {
+                let limit = self.base.store_timeout().as_millis();
+                Err(SourceError::new(format!("no answer within {limit} ms")))
+            })
             .map_err(ReceiveError::SourceUnavailable)?
             .ok_or_else(unknown)?;
         let receiver = self.base.for_subscription(verifier, namespace);

@@ -110,6 +110,15 @@ impl SubscriptionSource for DownSource {
     }
 }
 
+/// A source that never answers (its database hangs, say).
+struct HangingSource;
+
+impl SubscriptionSource for HangingSource {
+    fn verifier<'a>(&'a self, _: &'a str) -> SourceFuture<'a> {
+        Box::pin(std::future::pending())
+    }
+}
+
 /// Counts each subscription's handled deliveries by id.
 #[derive(Clone, Default)]
 struct Handled(Arc<Mutex<Vec<(String, String)>>>);
@@ -390,6 +399,39 @@ async fn a_source_that_cannot_answer_is_503_and_nothing_runs() {
     );
     let answer = head_only(addr, "/webhooks/fleet-a", &headers).await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(!send_watched(&app, "/webhooks/fleet-a", &headers).await.2);
+    assert_eq!(handled.total(), 0);
+}
+
+/// A source that hangs holds no request open: the lookup is bounded by the store timeout, and
+/// the answer is 503 (the provider retries), before the body is read.
+#[tokio::test]
+async fn a_source_that_hangs_is_503_within_the_store_timeout() {
+    let clock = clock();
+    let base = Receiver::builder(
+        verifier(&clock, Method::HmacSha256, "k", SECRET_A),
+        store(&clock),
+    )
+    .store_timeout(Duration::from_millis(200))
+    .build()
+    .expect("receiver");
+    let handled = Handled::default();
+    let app = app(Subscriptions::new(HangingSource, base), &handled);
+    let addr = post::serve(app.clone()).await;
+    let headers = signed(&signer(&clock, Method::HmacSha256, SECRET_A), "dlv_h", BODY);
+
+    let started = std::time::Instant::now();
+    let (status, body) = tokio::time::timeout(
+        Duration::from_secs(5),
+        post_path(addr, "/webhooks/fleet-a", &headers, BODY),
+    )
+    .await
+    .expect("an answer, not a request held open");
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "source_unavailable")
+    );
+    assert!(started.elapsed() >= Duration::from_millis(200));
     assert!(!send_watched(&app, "/webhooks/fleet-a", &headers).await.2);
     assert_eq!(handled.total(), 0);
 }
