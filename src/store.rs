@@ -237,7 +237,6 @@ impl fmt::Debug for DedupeKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryKeys {
     namespace: Namespace,
-    delivery_id: Option<Box<str>>,
     id: Option<DedupeKey>,
     message: Option<DedupeKey>,
 }
@@ -250,10 +249,11 @@ impl DeliveryKeys {
         text.push_str(&namespace.0);
         text.push_str(":msg:");
         // The first 128 bits of the digest: as unique as the key digests stores keep anyway.
-        text.push_str(&hex::encode(&message.0[..16]));
+        let mut first_half = [0u8; 16];
+        first_half.copy_from_slice(&message.0[..16]);
+        text.push_str(hex::Buffer::<16>::new().format(&first_half));
         Self {
             namespace: namespace.clone(),
-            delivery_id: delivery_id.map(Box::from),
             id: delivery_id.map(|id| id_key(namespace, id)),
             message: Some(DedupeKey::new(text)),
         }
@@ -264,7 +264,6 @@ impl DeliveryKeys {
     pub fn id_only(namespace: &Namespace, delivery_id: &str) -> Self {
         Self {
             namespace: namespace.clone(),
-            delivery_id: Some(delivery_id.into()),
             id: Some(id_key(namespace, delivery_id)),
             message: None,
         }
@@ -277,7 +276,9 @@ impl DeliveryKeys {
 
     /// The delivery id the keys were made from, if any.
     pub fn delivery_id(&self) -> Option<&str> {
-        self.delivery_id.as_deref()
+        // The id key's text is `{namespace}:id:{delivery id}`.
+        let prefix = self.namespace.0.len() + ID_MARK.len();
+        self.id.as_ref().and_then(|key| key.as_str().get(prefix..))
     }
 
     /// The delivery id's key, when the delivery carries an id.
@@ -297,10 +298,13 @@ impl DeliveryKeys {
     }
 }
 
+/// What separates the namespace from the delivery id in an id key.
+const ID_MARK: &str = ":id:";
+
 fn id_key(namespace: &Namespace, id: &str) -> DedupeKey {
-    let mut text = String::with_capacity(namespace.0.len() + 4 + id.len());
+    let mut text = String::with_capacity(namespace.0.len() + ID_MARK.len() + id.len());
     text.push_str(&namespace.0);
-    text.push_str(":id:");
+    text.push_str(ID_MARK);
     text.push_str(id);
     DedupeKey::new(text)
 }
@@ -479,6 +483,12 @@ mod tests {
         let by_id = DeliveryKeys::id_only(&namespace, "dlv_42");
         assert_eq!(by_id.all().collect::<Vec<_>>(), [id]);
         assert_eq!(by_id.message(), None);
+        // The delivery id, read back from its key, whatever it holds.
+        assert_eq!(keys.delivery_id(), Some("dlv_42"));
+        assert_eq!(by_id.delivery_id(), Some("dlv_42"));
+        assert_eq!(anonymous.delivery_id(), None);
+        let odd = DeliveryKeys::new(&namespace, Some("a:id:b:msg:c"), &message);
+        assert_eq!(odd.delivery_id(), Some("a:id:b:msg:c"));
     }
 
     #[test]
