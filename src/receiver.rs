@@ -376,16 +376,21 @@ impl<S: DeliveryStore> Receiver<S> {
         let keys = Arc::new(keys);
         // Until the store's answer is in, the claim may land unseen: if this future is dropped
         // (the client hung up) or the call fails, it is taken back with its token.
-        let unanswered = Unanswered {
+        let mut unanswered = Unanswered {
             receiver: self,
             keys: Some(Arc::clone(&keys)),
             token,
+            how: Settle::TakeBack,
         };
         let answer = {
             let claim = std::pin::pin!(self.store.claim(&keys, token, self.settings.lease));
-            answered(bounded(self.settings.store_timeout, claim).await, "claim")
+            bounded(self.settings.store_timeout, claim).await
         };
-        let answer = match answer {
+        if let Some(Err(_)) = answer {
+            // The store answered, with an error: one release that answers settles it.
+            unanswered.how = Settle::Release;
+        }
+        let answer = match answered(answer, "claim") {
             Ok(answer) => {
                 unanswered.taken();
                 answer
@@ -439,6 +444,9 @@ struct Unanswered<'r, S: DeliveryStore> {
     /// `None` once the answer is taken.
     keys: Option<Arc<DeliveryKeys>>,
     token: ClaimToken,
+    /// [`Settle::TakeBack`] while no answer came (the claim may still be on its way), else
+    /// [`Settle::Release`].
+    how: Settle,
 }
 
 impl<S: DeliveryStore> Unanswered<'_, S> {
@@ -458,7 +466,7 @@ impl<S: DeliveryStore> Drop for Unanswered<'_, S> {
                 Arc::clone(settings),
                 keys,
                 self.token,
-                Settle::TakeBack,
+                self.how,
             );
         }
     }

@@ -705,6 +705,68 @@ async fn a_claim_landing_after_its_release_looked_is_still_taken_back() {
     }
 }
 
+/// A store that refuses every claim with an error (as a full memory store set to refuse does)
+/// and counts the releases it is sent.
+#[derive(Debug, Default)]
+struct RefusingStore {
+    releases: AtomicUsize,
+}
+
+impl DeliveryStore for RefusingStore {
+    async fn claim(
+        &self,
+        _: &DeliveryKeys,
+        _: ClaimToken,
+        _: Duration,
+    ) -> Result<Claim, StoreError> {
+        Err(StoreError::new("full"))
+    }
+    async fn renew(
+        &self,
+        _: &DeliveryKeys,
+        _: ClaimToken,
+        _: Duration,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn complete(
+        &self,
+        _: &DeliveryKeys,
+        _: ClaimToken,
+        _: Duration,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn release(&self, _: &DeliveryKeys, _: ClaimToken) -> Result<bool, StoreError> {
+        self.releases.fetch_add(1, Ordering::SeqCst);
+        Ok(false)
+    }
+}
+
+/// A claim the store refused with an answer is released once (in case it half landed), not
+/// looked for again and again: a store refusing under load is not sent more work for it.
+#[tokio::test]
+async fn a_refused_claim_is_released_once() {
+    let s = setup();
+    let store = Arc::new(RefusingStore::default());
+    let receiver: Receiver<RefusingStore> =
+        Receiver::builder(s.receiver.verifier().clone(), Arc::clone(&store))
+            .store_timeout(Duration::from_millis(500))
+            .build()
+            .expect("receiver");
+    let headers = s
+        .signer
+        .sign("dlv_refused", b"{}")
+        .header_map()
+        .expect("headers");
+    assert!(receiver.receive(&headers, b"{}").await.is_err());
+    // Past the store timeout, when a claim that never answered stops being looked for.
+    tokio::time::timeout(Duration::from_secs(2), receiver.settled())
+        .await
+        .expect("settled");
+    assert_eq!(store.releases.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test]
 async fn store_outage_is_503_and_nothing_is_handled() {
     for hang in [false, true] {
