@@ -161,51 +161,85 @@ impl Gate {
     }
 }
 
-/// A receiver on a Redis behind `proxy` whose store calls may wait 7.5 s (the most the default
-/// lease allows): the client hangs up well before, so that nothing else ends the request.
-async fn patient_receiver(server: &RedisServer, proxy: &StallProxy) -> Receiver<RedisStore> {
-    let store = RedisStore::connect(&proxy.url_for(server.url()))
-        .await
-        .expect("connect")
-        .timeout(Duration::from_secs(20));
-    let verifier = Verifier::builder()
-        .secret("current", SECRET)
-        .build()
-        .expect("verifier");
-    Receiver::builder(verifier, store)
-        .store_timeout(Duration::from_millis(7500))
-        .build()
-        .expect("receiver")
+/// A Redis behind a stalling proxy, and the gated handler behind the layer on a receiver whose
+/// store calls may wait 7.5 s (the most the default lease allows): the clients here hang up
+/// well before, so that nothing else ends their requests.
+struct Rig {
+    _server: RedisServer,
+    proxy: StallProxy,
+    gate: Gate,
+    addr: std::net::SocketAddr,
 }
 
-/// Sends the delivery on a connection of its own; when the handler's first run has been let
-/// go, the store stalls before the layer can settle the claim, and the client hangs up. Then
-/// the held bytes are dropped (`cut`), the store comes back, and only a background settle can
-/// reach it.
-async fn hang_up_while_the_store_stalls(
-    gate: &Gate,
-    proxy: &StallProxy,
-    addr: std::net::SocketAddr,
-    headers: &HeaderMap,
-    body: &[u8],
-) {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream
-        .write_all(&request_head(headers, body.len()))
-        .await
-        .expect("head");
-    stream.write_all(body).await.expect("body");
-    gate.started.notified().await;
-    proxy.stall();
-    gate.go.notify_one();
-    // The handler has answered; its settle waits on the stalled store. The client hangs up
-    // (as the provider does at its 10 s timeout), and the server drops the request's future.
+impl Rig {
+    /// The handler's first run answers `first_run`.
+    async fn start(first_run: StatusCode) -> Self {
+        let server = RedisServer::start();
+        let proxy = StallProxy::in_front_of(server.url());
+        let store = RedisStore::connect(&proxy.url_for(server.url()))
+            .await
+            .expect("connect")
+            .timeout(Duration::from_secs(20));
+        let verifier = Verifier::builder()
+            .secret("current", SECRET)
+            .build()
+            .expect("verifier");
+        let receiver = Receiver::builder(verifier, store)
+            .store_timeout(Duration::from_millis(7500))
+            .build()
+            .expect("receiver");
+        let gate = Gate::new();
+        let addr = post::serve(gate.app(receiver, first_run)).await;
+        Self {
+            _server: server,
+            proxy,
+            gate,
+            addr,
+        }
+    }
+
+    /// Sends the delivery on a connection of its own, left unread: drop it to hang up.
+    async fn send_unread(&self, headers: &HeaderMap, body: &[u8]) -> TcpStream {
+        let mut stream = TcpStream::connect(self.addr).await.expect("connect");
+        stream
+            .write_all(&request_head(headers, body.len()))
+            .await
+            .expect("head");
+        stream.write_all(body).await.expect("body");
+        stream
+    }
+
+    /// Sends the delivery; once the handler's first run has been let go, the store stalls
+    /// before the layer can settle the claim, and the client hangs up. Then the held bytes are
+    /// dropped (`cut`), the store comes back, and only a background settle can reach it.
+    async fn hang_up_while_the_store_stalls(&self, headers: &HeaderMap, body: &[u8]) {
+        let stream = self.send_unread(headers, body).await;
+        self.gate.started.notified().await;
+        self.proxy.stall();
+        self.gate.go.notify_one();
+        // The handler has answered; its settle waits on the stalled store. The client hangs up
+        // (as the provider does at its 10 s timeout), and the server drops the request's
+        // future.
+        hang_up(stream).await;
+        // The call the dropped future had sent is lost with the connection.
+        self.proxy.cut();
+        self.proxy.resume();
+    }
+}
+
+/// Closes the connection after 300 ms, and gives the server 300 ms to notice.
+async fn hang_up(stream: TcpStream) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(stream);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    // The call the dropped future had sent is lost with the connection.
-    proxy.cut();
-    proxy.resume();
+}
+
+fn signed(id: &str, body: &[u8]) -> HeaderMap {
+    Signer::new(SECRET)
+        .expect("signer")
+        .sign(id, body)
+        .header_map()
+        .expect("headers")
 }
 
 /// POSTs until the answer is not "in flight" (or a store error) any more, for at most 10 s
@@ -233,96 +267,59 @@ async fn settled_answer(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_completion_cut_short_by_a_client_that_hung_up_still_lands() {
-    let server = RedisServer::start();
-    let proxy = StallProxy::in_front_of(server.url());
-    let gate = Gate::new();
-    let app = gate.app(patient_receiver(&server, &proxy).await, StatusCode::OK);
-    let addr = post::serve(app).await;
+    let rig = Rig::start(StatusCode::OK).await;
     let body = br#"{"type":"run.finished"}"#;
-    let headers = Signer::new(SECRET)
-        .expect("signer")
-        .sign("dlv_hung_up_done", body)
-        .header_map()
-        .expect("headers");
+    let headers = signed("dlv_hung_up_done", body);
 
-    hang_up_while_the_store_stalls(&gate, &proxy, addr, &headers, body).await;
+    rig.hang_up_while_the_store_stalls(&headers, body).await;
 
     // The provider's retry, and a replay under a fresh id: both duplicates once the background
     // completion lands, and the handler ran once.
-    let (status, text) = settled_answer(addr, &headers, body).await;
+    let (status, text) = settled_answer(rig.addr, &headers, body).await;
     assert_eq!((status, text.as_str()), (StatusCode::OK, "duplicate"));
     let mut replay = headers.clone();
     replay.insert(
         "x-agent-delivery-id",
         "dlv_hung_up_replay".parse().expect("value"),
     );
-    let (status, text) = post_to(addr, &replay, body).await;
+    let (status, text) = post_to(rig.addr, &replay, body).await;
     assert_eq!((status, text.as_str()), (StatusCode::OK, "duplicate"));
-    assert_eq!(gate.runs.load(Ordering::SeqCst), 1);
+    assert_eq!(rig.gate.runs.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_release_cut_short_by_a_client_that_hung_up_still_lands() {
-    let server = RedisServer::start();
-    let proxy = StallProxy::in_front_of(server.url());
-    let gate = Gate::new();
-    let failing = StatusCode::INTERNAL_SERVER_ERROR;
-    let app = gate.app(patient_receiver(&server, &proxy).await, failing);
-    let addr = post::serve(app).await;
+    let rig = Rig::start(StatusCode::INTERNAL_SERVER_ERROR).await;
     let body = br#"{"type":"run.failed"}"#;
-    let headers = Signer::new(SECRET)
-        .expect("signer")
-        .sign("dlv_hung_up_failed", body)
-        .header_map()
-        .expect("headers");
+    let headers = signed("dlv_hung_up_failed", body);
 
-    hang_up_while_the_store_stalls(&gate, &proxy, addr, &headers, body).await;
+    rig.hang_up_while_the_store_stalls(&headers, body).await;
 
     // The first run failed: the provider's retry is handled, well inside the lease.
-    let (status, text) = settled_answer(addr, &headers, body).await;
+    let (status, text) = settled_answer(rig.addr, &headers, body).await;
     assert_eq!((status, text.as_str()), (StatusCode::OK, "handled"));
-    assert_eq!(gate.runs.load(Ordering::SeqCst), 2);
+    assert_eq!(rig.gate.runs.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_claim_cut_short_by_a_client_that_hung_up_is_taken_back() {
-    let server = RedisServer::start();
-    let proxy = StallProxy::in_front_of(server.url());
-    let gate = Gate::new();
-    let app = gate.app(patient_receiver(&server, &proxy).await, StatusCode::OK);
-    let addr = post::serve(app).await;
+    let rig = Rig::start(StatusCode::OK).await;
     // A first delivery, handled at once, loads the store's scripts.
-    gate.go.notify_one();
-    let signer = Signer::new(SECRET).expect("signer");
-    let body = br#"{"type":"approval.requested"}"#;
+    rig.gate.go.notify_one();
     let before = br#"{"type":"schedule.fired"}"#;
-    let first = signer
-        .sign("dlv_before", before)
-        .header_map()
-        .expect("headers");
-    let (status, text) = post_to(addr, &first, before).await;
+    let (status, text) = post_to(rig.addr, &signed("dlv_before", before), before).await;
     assert_eq!((status, text.as_str()), (StatusCode::OK, "first run"));
-    let headers = signer
-        .sign("dlv_hung_up_claim", body)
-        .header_map()
-        .expect("headers");
+    let body = br#"{"type":"approval.requested"}"#;
+    let headers = signed("dlv_hung_up_claim", body);
 
     // The store stalls before the request arrives: its claim waits, and the client hangs up.
-    proxy.stall();
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream
-        .write_all(&request_head(&headers, body.len()))
-        .await
-        .expect("head");
-    stream.write_all(body).await.expect("body");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    drop(stream);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    rig.proxy.stall();
+    hang_up(rig.send_unread(&headers, body).await).await;
     // The claim the dropped future sent lands now, with nobody to take its answer.
-    proxy.resume();
+    rig.proxy.resume();
 
     // The provider's retry is handled, not refused as in flight for the lease.
-    let (status, text) = settled_answer(addr, &headers, body).await;
+    let (status, text) = settled_answer(rig.addr, &headers, body).await;
     assert_eq!((status, text.as_str()), (StatusCode::OK, "handled"));
-    assert_eq!(gate.runs.load(Ordering::SeqCst), 2);
+    assert_eq!(rig.gate.runs.load(Ordering::SeqCst), 2);
 }

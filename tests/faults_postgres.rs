@@ -237,6 +237,31 @@ async fn a_claim_stuck_behind_a_lock_is_cancelled_by_the_server() {
     );
 }
 
+/// The provider's retries, every 100 ms for 10 s from `started`: when (since `started`) one was
+/// fresh (it is then completed), or `None`. "In flight" and a store error mean "not yet".
+async fn first_fresh_retry(
+    receiver: &Receiver<PostgresStore>,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    started: Instant,
+) -> Option<Duration> {
+    while started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        match receiver.receive(headers, body).await {
+            Ok(Outcome::Fresh(guard)) => {
+                let at = started.elapsed();
+                guard.complete().await.expect("complete");
+                return Some(at);
+            }
+            Ok(Outcome::Duplicate(Duplicate::InFlight))
+            | Err(ReceiveError::StoreUnavailable(_)) => {}
+            Ok(Outcome::Duplicate(other)) => panic!("unexpected duplicate: {other:?}"),
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    None
+}
+
 /// A claim the server finishes after the receiver gave up on it (the server stalls after
 /// writing, as on a slow commit; no lock is involved, so no lock timeout helps) is released
 /// in the background with its token: the provider's retry is fresh.
@@ -255,22 +280,9 @@ async fn a_claim_landing_after_the_timeout_is_released_with_its_token() {
     expect_unavailable(receiver.receive(&headers, body).await);
     assert!(started.elapsed() < Duration::from_millis(700));
     // The stalled claim commits at about 1.5 s; the background release waits for it.
-    let mut retry = None;
-    while started.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        match receiver.receive(&headers, body).await {
-            Ok(Outcome::Fresh(guard)) => {
-                retry = Some(started.elapsed());
-                guard.complete().await.expect("complete");
-                break;
-            }
-            Ok(Outcome::Duplicate(Duplicate::InFlight))
-            | Err(ReceiveError::StoreUnavailable(_)) => {}
-            Ok(Outcome::Duplicate(other)) => panic!("unexpected duplicate: {other:?}"),
-            Err(other) => panic!("unexpected error: {other}"),
-        }
-    }
-    let retry = retry.expect("the late claim was never released (it would hold for 30 s)");
+    let retry = first_fresh_retry(&receiver, &headers, body, started)
+        .await
+        .expect("the late claim was never released (it would hold for 30 s)");
     assert!(retry < Duration::from_secs(4), "released at {retry:?}");
     eprintln!("retry fresh after {retry:?}");
 }
@@ -296,22 +308,9 @@ async fn a_claim_dropped_while_it_waits_is_taken_back_when_it_lands() {
     assert!(dropped.is_err(), "the claim waits behind the lock");
     lock.await.expect("lock task");
 
-    let mut retry = None;
-    while started.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        match receiver.receive(&headers, body).await {
-            Ok(Outcome::Fresh(guard)) => {
-                retry = Some(started.elapsed());
-                guard.complete().await.expect("complete");
-                break;
-            }
-            Ok(Outcome::Duplicate(Duplicate::InFlight))
-            | Err(ReceiveError::StoreUnavailable(_)) => {}
-            Ok(Outcome::Duplicate(other)) => panic!("unexpected duplicate: {other:?}"),
-            Err(other) => panic!("unexpected error: {other}"),
-        }
-    }
-    let retry = retry.expect("the dropped claim was never taken back (it would hold for 30 s)");
+    let retry = first_fresh_retry(&receiver, &headers, body, started)
+        .await
+        .expect("the dropped claim was never taken back (it would hold for 30 s)");
     assert!(retry < Duration::from_secs(4), "taken back at {retry:?}");
     eprintln!("retry fresh after {retry:?}");
 }
