@@ -118,7 +118,7 @@ async fn a_body_finishing_after_the_window_is_rejected() {
         headers.insert("x-agent-delivery-id", id.parse().expect("value"));
         let mut stream = TcpStream::connect(addr).await.expect("connect");
         stream
-            .write_all(&request_head(&headers, body.len()))
+            .write_all(&request_head("/hook", &headers, body.len()))
             .await
             .expect("headers");
         stream.write_all(&body[..5]).await.expect("first bytes");
@@ -192,7 +192,7 @@ async fn a_crawling_body_gets_408_and_the_connection_closes() {
         .expect("headers");
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     stream
-        .write_all(&request_head(&headers, body.len()))
+        .write_all(&request_head("/hook", &headers, body.len()))
         .await
         .expect("headers");
     let started = std::time::Instant::now();
@@ -302,7 +302,7 @@ async fn a_message_in_flight_under_another_id_is_429_and_handled_after_a_failure
 async fn send(addr: SocketAddr, headers: HeaderMap, body: Vec<u8>) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     stream
-        .write_all(&request_head(&headers, body.len()))
+        .write_all(&request_head("/hook", &headers, body.len()))
         .await
         .expect("head");
     stream.write_all(&body).await.expect("body");

@@ -38,22 +38,32 @@ use servers::RedisServer;
 
 const SECRET: &str = "whsec_complete";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_completion_lost_to_a_stalled_store_never_releases() {
-    let server = RedisServer::start();
-    let proxy = StallProxy::in_front_of(server.url());
+/// A receiver on `server` through `proxy`, its store calls bounded by `store_timeout` (the
+/// client's own bound, 20 s, never ends them first).
+async fn receiver_behind(
+    server: &RedisServer,
+    proxy: &StallProxy,
+    store_timeout: Duration,
+) -> Receiver<RedisStore> {
     let store = RedisStore::connect(&proxy.url_for(server.url()))
         .await
         .expect("connect")
-        .timeout(Duration::from_secs(10));
+        .timeout(Duration::from_secs(20));
     let verifier = Verifier::builder()
         .secret("current", SECRET)
         .build()
         .expect("verifier");
-    let receiver = Receiver::builder(verifier, store)
-        .store_timeout(Duration::from_millis(300))
+    Receiver::builder(verifier, store)
+        .store_timeout(store_timeout)
         .build()
-        .expect("receiver");
+        .expect("receiver")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_completion_lost_to_a_stalled_store_never_releases() {
+    let server = RedisServer::start();
+    let proxy = StallProxy::in_front_of(server.url());
+    let receiver = receiver_behind(&server, &proxy, Duration::from_millis(300)).await;
 
     let started = Arc::new(tokio::sync::Notify::new());
     let go = Arc::new(tokio::sync::Notify::new());
@@ -176,18 +186,7 @@ impl Rig {
     async fn start(first_run: StatusCode) -> Self {
         let server = RedisServer::start();
         let proxy = StallProxy::in_front_of(server.url());
-        let store = RedisStore::connect(&proxy.url_for(server.url()))
-            .await
-            .expect("connect")
-            .timeout(Duration::from_secs(20));
-        let verifier = Verifier::builder()
-            .secret("current", SECRET)
-            .build()
-            .expect("verifier");
-        let receiver = Receiver::builder(verifier, store)
-            .store_timeout(Duration::from_millis(7500))
-            .build()
-            .expect("receiver");
+        let receiver = receiver_behind(&server, &proxy, Duration::from_millis(7500)).await;
         let gate = Gate::new();
         let addr = post::serve(gate.app(receiver, first_run)).await;
         Self {
@@ -202,7 +201,7 @@ impl Rig {
     async fn send_unread(&self, headers: &HeaderMap, body: &[u8]) -> TcpStream {
         let mut stream = TcpStream::connect(self.addr).await.expect("connect");
         stream
-            .write_all(&request_head(headers, body.len()))
+            .write_all(&request_head("/hook", headers, body.len()))
             .await
             .expect("head");
         stream.write_all(body).await.expect("body");

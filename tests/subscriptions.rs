@@ -308,15 +308,8 @@ async fn rotation_through_the_source_with_and_without_invalidate() {
 /// A request whose body never comes: the answer can only be given from the head.
 async fn head_only(addr: SocketAddr, path: &str, headers: &HeaderMap) -> String {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let mut head = format!("POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: 1000\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!(
-            "{name}: {}\r\n",
-            value.to_str().expect("ASCII header")
-        ));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await.expect("write head");
+    let head = post::request_head(path, headers, 1000);
+    stream.write_all(&head).await.expect("write head");
     let mut received = Vec::new();
     let mut buffer = [0u8; 1024];
     // The body is never sent, so a server that waited for it would never answer.

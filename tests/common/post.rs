@@ -79,10 +79,10 @@ pub(crate) async fn post_to(
     post_path(addr, "/hook", headers, body).await
 }
 
-/// The head of a raw `POST /hook` carrying `headers` and a body of `length` bytes, for tests
+/// The head of a raw `POST {path}` carrying `headers` and a body of `length` bytes, for tests
 /// that write a request themselves (slowly, in pieces, or to hang up halfway).
-pub(crate) fn request_head(headers: &HeaderMap, length: usize) -> Vec<u8> {
-    let mut head = format!("POST /hook HTTP/1.1\r\nhost: test\r\ncontent-length: {length}\r\n");
+pub(crate) fn request_head(path: &str, headers: &HeaderMap, length: usize) -> Vec<u8> {
+    let mut head = format!("POST {path} HTTP/1.1\r\nhost: test\r\ncontent-length: {length}\r\n");
     for (name, value) in headers {
         head.push_str(&format!(
             "{name}: {}\r\n",
