@@ -44,7 +44,6 @@ fn counting(layer: VerifyLayer<MemoryStore>, runs: &Arc<AtomicUsize>) -> Router 
     )
 }
 
-/// A request written by hand, so that the body can be sent in pieces.
 /// Reads a whole response (the server closes or the response ends); answers the status and
 /// the raw text.
 async fn read_response(stream: &mut TcpStream) -> (u16, String) {
@@ -353,6 +352,71 @@ async fn a_handler_longer_than_the_lease_runs_once() {
     let (status, text) = send(addr, headers, body).await;
     assert_eq!((status, text.ends_with("duplicate")), (200, true), "{text}");
     assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+/// A client that hangs up while the handler runs (the provider does after 10 s): the server
+/// drops the request, so the handler is cancelled, as the contract's "cancelled" row says, and
+/// its claim released; the provider's retry is handled at once, not refused as in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_cancels_the_handler_and_its_retry_is_handled() {
+    let verifier = Verifier::builder()
+        .secret("current", SECRET)
+        .build()
+        .expect("verifier");
+    let receiver = Receiver::new(verifier, MemoryStore::new(capacity()));
+    let (runs, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let started = Arc::new(tokio::sync::Notify::new());
+    let app = {
+        let (runs, finished, started) = (
+            Arc::clone(&runs),
+            Arc::clone(&finished),
+            Arc::clone(&started),
+        );
+        Router::new().route(
+            "/hook",
+            post(move |_: VerifiedDelivery| async move {
+                if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+                    started.notify_one();
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                }
+                finished.fetch_add(1, Ordering::SeqCst);
+                "handled"
+            })
+            .route_layer(VerifyLayer::new(receiver)),
+        )
+    };
+    let addr = post::serve(app).await;
+    let body = b"slow handler".to_vec();
+    let headers = Signer::new(SECRET)
+        .expect("signer")
+        .sign("dlv_hung_up_handler", &body)
+        .header_map()
+        .expect("headers");
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(&request_head("/hook", &headers, body.len()))
+        .await
+        .expect("head");
+    stream.write_all(&body).await.expect("body");
+    started.notified().await;
+    drop(stream);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let (status, text) = loop {
+        let (status, text) = send(addr, headers.clone(), body.clone()).await;
+        if status != 429 || std::time::Instant::now() > deadline {
+            break (status, text);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status, 200, "the retry after the hang-up: {text}");
+    assert!(text.ends_with("handled"), "{text}");
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        1,
+        "the first run was cancelled"
+    );
 }
 
 /// Case 5, second half: a stale owner whose claim was taken over learns it: `complete` is an
