@@ -54,6 +54,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // One process: the in-memory store. Two entries per delivery, kept ~630 s by default.
     let store = MemoryStore::new(NonZeroUsize::new(100_000).ok_or("capacity must be non-zero")?);
     let receiver = Receiver::<MemoryStore>::new(verifier, store);
+    // Kept for the shutdown: see the end.
+    let background = receiver.clone();
 
     let app = Router::new()
         // The layer wraps this POST handler only: other paths and methods get a plain 404 or
@@ -66,6 +68,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
     println!("listening on http://{}/webhooks", listener.local_addr()?);
-    axum::serve(listener, app).await?;
+    // Ctrl-C: stop accepting, finish the requests in flight.
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    // Then let the store record what is still retried in the background (a completion or a
+    // release it could not take in time; at most a lease): exiting sooner leaves those claims
+    // to their lease.
+    background.settled().await;
     Ok(())
 }
