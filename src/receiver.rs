@@ -382,12 +382,14 @@ impl<S: DeliveryStore> Receiver<S> {
             token,
             how: Settle::TakeBack,
         };
-        let answer = {
+        let (answer, waited) = {
             let claim = std::pin::pin!(self.store.claim(&keys, token, self.settings.lease));
-            bounded(self.settings.store_timeout, claim).await
+            bounded_waited(self.settings.store_timeout, claim).await
         };
-        if let Some(Err(_)) = answer {
-            // The store answered, with an error: one release that answers settles it.
+        if let (Some(Err(_)), false) = (&answer, waited) {
+            // Refused at once, before anything could be on its way (a full memory store, no
+            // connection): one release that answers settles it. A failure after a wait (a
+            // connection cut mid-call) may still be followed by the claim landing.
             unanswered.how = Settle::Release;
         }
         let answer = match answered(answer, "claim") {
@@ -444,8 +446,8 @@ struct Unanswered<'r, S: DeliveryStore> {
     /// `None` once the answer is taken.
     keys: Option<Arc<DeliveryKeys>>,
     token: ClaimToken,
-    /// [`Settle::TakeBack`] while no answer came (the claim may still be on its way), else
-    /// [`Settle::Release`].
+    /// [`Settle::TakeBack`] while the claim may still be on its way, [`Settle::Release`] once
+    /// the store refused it at once.
     how: Settle,
 }
 
@@ -713,19 +715,25 @@ fn spawn_settle<S: DeliveryStore>(
 /// The call is polled before any timer exists: one that finishes on its first poll (the memory
 /// store's always do) costs no timer. A call that has to wait gets one from its first wait, so
 /// it stays bounded.
-pub(crate) async fn bounded<F: Future>(
+pub(crate) async fn bounded<F: Future>(limit: Duration, call: Pin<&mut F>) -> Option<F::Output> {
+    bounded_waited(limit, call).await.0
+}
+
+/// [`bounded`], and whether the call had to wait (it did not finish on its first poll).
+async fn bounded_waited<F: Future>(
     limit: Duration,
     mut call: Pin<&mut F>,
-) -> Option<F::Output> {
+) -> (Option<F::Output>, bool) {
     let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
-    std::future::poll_fn(|cx| {
+    let output = std::future::poll_fn(|cx| {
         if let Poll::Ready(output) = call.as_mut().poll(cx) {
             return Poll::Ready(Some(output));
         }
         let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         timer.as_mut().poll(cx).map(|()| None)
     })
-    .await
+    .await;
+    (output, timer.is_some())
 }
 
 /// A bounded store call's answer, a timeout counting as an error.

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use watched::send_watched;
 
@@ -623,7 +623,12 @@ async fn a_hanging_complete_is_bounded_and_never_releases() {
 /// A memory store whose claims land late, as one in transit or queued behind a lock does: each
 /// is written `LANDS_AFTER` after it was made, whether or not its caller still waits.
 #[derive(Debug)]
-struct LateClaims(Arc<MemoryStore>);
+struct LateClaims {
+    store: Arc<MemoryStore>,
+    /// Whether the next call fails after 20 ms (a connection cut mid-call), its claim landing
+    /// all the same.
+    cut_next: AtomicBool,
+}
 
 const LANDS_AFTER: Duration = Duration::from_millis(200);
 
@@ -634,11 +639,15 @@ impl DeliveryStore for LateClaims {
         token: ClaimToken,
         lease: Duration,
     ) -> Result<Claim, StoreError> {
-        let (store, keys) = (Arc::clone(&self.0), keys.clone());
+        let (store, keys) = (Arc::clone(&self.store), keys.clone());
         let landing = tokio::spawn(async move {
             tokio::time::sleep(LANDS_AFTER).await;
             store.claim(&keys, token, lease).await
         });
+        if self.cut_next.swap(false, Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            return Err(StoreError::new("connection reset"));
+        }
         landing
             .await
             .map_err(|error| StoreError::new(error.to_string()))?
@@ -649,7 +658,7 @@ impl DeliveryStore for LateClaims {
         token: ClaimToken,
         lease: Duration,
     ) -> Result<bool, StoreError> {
-        self.0.renew(keys, token, lease).await
+        self.store.renew(keys, token, lease).await
     }
     async fn complete(
         &self,
@@ -657,50 +666,62 @@ impl DeliveryStore for LateClaims {
         token: ClaimToken,
         retain: Duration,
     ) -> Result<bool, StoreError> {
-        self.0.complete(keys, token, retain).await
+        self.store.complete(keys, token, retain).await
     }
     async fn release(&self, keys: &DeliveryKeys, token: ClaimToken) -> Result<bool, StoreError> {
-        self.0.release(keys, token).await
+        self.store.release(keys, token).await
     }
 }
 
-/// A claim whose caller stopped waiting (the request was dropped) and that lands after the
-/// background release first looked: the release looks again until the claim can no longer
-/// land, so the provider's retry is fresh rather than "in flight" for the lease.
+/// A claim whose caller stopped waiting (the request was dropped, or the call failed after a
+/// wait, as on a connection cut) and that lands after the background release first looked:
+/// the release looks again until the claim can no longer land, so the provider's retry is
+/// fresh rather than "in flight" for the lease.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_landing_after_its_release_looked_is_still_taken_back() {
-    let s = setup();
-    let store = LateClaims(Arc::new(MemoryStore::new(
-        NonZeroUsize::new(100).expect("non-zero"),
-    )));
-    let receiver = Receiver::builder(s.receiver.verifier().clone(), store)
-        .store_timeout(Duration::from_secs(1))
-        .build()
-        .expect("receiver");
-    let headers = s
-        .signer
-        .sign("dlv_late", b"{}")
-        .header_map()
-        .expect("headers");
-    let dropped =
-        tokio::time::timeout(Duration::from_millis(20), receiver.receive(&headers, b"{}")).await;
-    assert!(dropped.is_err(), "the claim has not landed yet");
+    for cut in [false, true] {
+        let s = setup();
+        let store = LateClaims {
+            store: Arc::new(MemoryStore::new(NonZeroUsize::new(100).expect("non-zero"))),
+            cut_next: AtomicBool::new(cut),
+        };
+        let receiver = Receiver::builder(s.receiver.verifier().clone(), store)
+            .store_timeout(Duration::from_secs(1))
+            .build()
+            .expect("receiver");
+        let headers = s
+            .signer
+            .sign("dlv_late", b"{}")
+            .header_map()
+            .expect("headers");
+        let first = receiver.receive(&headers, b"{}");
+        if cut {
+            assert!(matches!(
+                first.await,
+                Err(hookverify::ReceiveError::StoreUnavailable(_))
+            ));
+        } else {
+            let dropped = tokio::time::timeout(Duration::from_millis(20), first).await;
+            assert!(dropped.is_err(), "the claim has not landed yet");
+        }
 
-    let started = std::time::Instant::now();
-    loop {
-        match receiver.receive(&headers, b"{}").await.expect("receive") {
-            hookverify::Outcome::Fresh(guard) => {
-                guard.complete().await.expect("complete");
-                break;
+        let started = std::time::Instant::now();
+        loop {
+            match receiver.receive(&headers, b"{}").await.expect("receive") {
+                hookverify::Outcome::Fresh(guard) => {
+                    guard.complete().await.expect("complete");
+                    break;
+                }
+                hookverify::Outcome::Duplicate(hookverify::Duplicate::InFlight) => {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(3),
+                        "the late claim was never taken back (cut: {cut}; it holds for the \
+                         30 s lease)"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => panic!("unexpected {other:?}"),
             }
-            hookverify::Outcome::Duplicate(hookverify::Duplicate::InFlight) => {
-                assert!(
-                    started.elapsed() < Duration::from_secs(3),
-                    "the late claim was never taken back (it holds for the 30 s lease)"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            other => panic!("unexpected {other:?}"),
         }
     }
 }
