@@ -439,8 +439,9 @@ impl<S: DeliveryStore> Receiver<S> {
     }
 }
 
-/// A claim sent to the store whose answer was not taken: dropped, it releases the claim in the
-/// background with its token, in case the claim landed.
+/// A claim sent to the store whose answer was not taken (the call failed or timed out, or the
+/// request was dropped): dropped, it releases the claim in the background with its token, in
+/// case the claim landed.
 struct Unanswered<'r, S: DeliveryStore> {
     receiver: &'r Receiver<S>,
     /// `None` once the answer is taken.
@@ -649,10 +650,10 @@ impl<S: DeliveryStore> fmt::Debug for ClaimGuard<S> {
 enum Settle {
     Complete,
     Release,
-    /// Releases a claim whose answer was not taken: it may land after the release looked
-    /// (behind a lock, on another connection), so a release that found nothing looks again
-    /// until the claim can no longer land (a store timeout from now: the caller gave up on it
-    /// by then, and the stores bound its wait on their side).
+    /// Releases a claim that did not answer, or failed after a wait: it may land after the
+    /// release looked (behind a lock, on another connection), so a release that found nothing
+    /// looks again until the claim can no longer land (a store timeout from now: the caller
+    /// gave up on it by then, and the stores bound its wait on their side).
     TakeBack,
 }
 
