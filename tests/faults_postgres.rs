@@ -12,13 +12,15 @@
 //!   the receiver's clock says;
 //! - a claim whose answer was lost: repeated with the same token it is the same claim, and
 //!   its token releases it;
-//! - a claim whose caller stopped waiting (a dropped future) while it waited behind a lock:
-//!   taken back with its token once it lands.
+//! - a claim whose caller stopped waiting (a dropped future) while it waited behind a lock, or
+//!   whose connection was cut then: taken back with its token once it lands.
 //!
 //! Each test starts its own server (Debian package `postgresql`), or uses
 //! `HOOKVERIFY_TEST_POSTGRES_URL` when set.
 #![cfg(all(feature = "postgres", feature = "testing"))]
 
+#[path = "common/proxy.rs"]
+mod proxy;
 #[path = "common/servers.rs"]
 mod servers;
 
@@ -32,6 +34,7 @@ use hookverify::{
 };
 use tokio_postgres::NoTls;
 
+use proxy::StallProxy;
 use servers::PostgresServer;
 
 const SECRET: &str = "whsec_faults";
@@ -311,6 +314,51 @@ async fn a_claim_dropped_while_it_waits_is_taken_back_when_it_lands() {
     let retry = first_fresh_retry(&receiver, &headers, body, started)
         .await
         .expect("the dropped claim was never taken back (it would hold for 30 s)");
+    assert!(retry < Duration::from_secs(4), "taken back at {retry:?}");
+    eprintln!("retry fresh after {retry:?}");
+}
+
+/// The same wait behind a lock, but the connection is cut (a proxy closes it): the call fails
+/// at once, yet the server still runs the claim when the lock goes (it notices the lost client
+/// only when it answers). The receiver looks for the claim until it can no longer land, and
+/// takes it back: the provider's retry is fresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_cut_off_while_it_waits_is_taken_back_when_it_lands() {
+    let server = PostgresServer::start();
+    if !server.is_owned() {
+        eprintln!("skipped: HOOKVERIFY_TEST_POSTGRES_URL is set, and this test needs a proxy");
+        return;
+    }
+    let proxy = StallProxy::in_front_of(server.url());
+    let store = PostgresStore::connect(&proxy.url_for(server.url()))
+        .await
+        .expect("connect")
+        .timeout(Duration::from_secs(2));
+    store.migrate().await.expect("migrate");
+    let store = Arc::new(store);
+    let clock = clock();
+    let ns = random_namespace("cut");
+    let receiver = receiver(&store, &clock, &ns, Duration::from_secs(2));
+    let body = br#"{"type":"cut"}"#;
+    let headers = signed(&clock, "dlv_cut", body);
+
+    let lock = lock_table_for(&server, TABLE, Duration::from_millis(800));
+    let started = Instant::now();
+    let cut = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        proxy.cut();
+    };
+    let (result, ()) = tokio::join!(receiver.receive(&headers, body), cut);
+    expect_unavailable(result);
+    assert!(
+        started.elapsed() < Duration::from_millis(800),
+        "failed at the cut"
+    );
+    lock.await.expect("lock task");
+
+    let retry = first_fresh_retry(&receiver, &headers, body, started)
+        .await
+        .expect("the cut-off claim was never taken back (it would hold for 30 s)");
     assert!(retry < Duration::from_secs(4), "taken back at {retry:?}");
     eprintln!("retry fresh after {retry:?}");
 }
