@@ -353,7 +353,10 @@ impl<S: DeliveryStore> Receiver<S> {
     /// The timestamp, if the method has one, is checked against the window again first (the
     /// body may have arrived long after the headers), then the keys the method dedupes on (the
     /// delivery id, required then, and the message key: see [`Method`](crate::Method)) are
-    /// claimed in one store call, bounded by the store timeout.
+    /// claimed in one store call, bounded by the store timeout. If that call fails or times out,
+    /// or this future is dropped before the store answered, the claim (which may still land) is
+    /// taken back in the background with its token, so the provider's retry is not refused as
+    /// in flight.
     pub async fn claim(&self, verified: Verified, body: &[u8]) -> Result<Outcome<S>, ReceiveError> {
         let method = self.verifier.method();
         let id = match method.dedupes_on_id() {
