@@ -654,9 +654,11 @@ enum Settle {
     Complete,
     Release,
     /// Releases a claim that did not answer, or failed after a wait: it may land after the
-    /// release looked (behind a lock, on another connection), so a release that found nothing
-    /// looks again until the claim can no longer land (a store timeout from now: the caller
-    /// gave up on it by then, and the stores bound its wait on their side).
+    /// release looked (behind a lock, on another connection), or partly before it (a claim
+    /// still being written can overtake a release on a key the release already passed), so
+    /// the release is sent again, whatever it answered, until the claim can no longer land (a
+    /// store timeout from now: the caller gave up on it by then, and the stores bound its wait
+    /// on their side).
     TakeBack,
 }
 
@@ -687,7 +689,7 @@ fn spawn_settle<S: DeliveryStore>(
             };
             if let Ok(Ok(done)) = tokio::time::timeout(settings.store_timeout, call).await {
                 let may_land_yet = tokio::time::Instant::now() < landed_by;
-                if !(matches!(how, Settle::TakeBack) && !done && may_land_yet) {
+                if !(matches!(how, Settle::TakeBack) && may_land_yet) {
                     if matches!(how, Settle::Complete) && !done {
                         tracing::error!(
                             target: "hookverify",

@@ -56,12 +56,13 @@
 //!   a lock wait, a cut connection). The caller made the token, so it can release that claim
 //!   with it: [`Receiver`](crate::Receiver) does so in the background. `release` first waits
 //!   for any claim of each key still in progress (an upsert that changes nothing, then rolls
-//!   back), so a release that reaches the server while the orphan is still being written
-//!   frees it once it lands instead of finding nothing. A claim that has not written its first
-//!   key by the time the release is done would escape it: the receiver's release finds nothing
-//!   then and looks again, until a store timeout after it gave up on the claim (by then the
-//!   server has cancelled any claim still waiting behind a lock). A claim repeated with the
-//!   same token is the same claim (answered [`Claim::Fresh`] again).
+//!   back), so a release that reaches a key while the orphan is writing it frees that key
+//!   once it lands. The orphan can still land around one release: on keys before it reached
+//!   them, or on a key it already passed (a claim still being written overtakes it there). So
+//!   the receiver sends the release again, whatever it answered, until a store timeout after
+//!   it gave up on the claim: by then the server has cancelled any claim still waiting behind
+//!   a lock (unless it was too loaded to even start it; such a claim lapses with its lease).
+//!   A claim repeated with the same token is the same claim (answered [`Claim::Fresh`] again).
 //! - **Cleanup.** Expired rows answer as absent, so they only take space.
 //!   [`cleanup`](PostgresStore::cleanup) deletes them in batches (skipping rows that open
 //!   transactions hold); the store also runs one batch in the background every
