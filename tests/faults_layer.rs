@@ -299,27 +299,12 @@ async fn a_message_in_flight_under_another_id_is_429_and_handled_after_a_failure
 }
 
 async fn send(addr: SocketAddr, headers: HeaderMap, body: Vec<u8>) -> (u16, String) {
-    let mut stream = sent(addr, &headers, &body).await;
+    let mut stream = post::sent(addr, &headers, &body).await;
     read_response(&mut stream).await
 }
 
-/// Writes the request on a connection of its own, and hands the connection back unread.
-async fn sent(addr: SocketAddr, headers: &HeaderMap, body: &[u8]) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream
-        .write_all(&request_head("/hook", headers, body.len()))
-        .await
-        .expect("head");
-    stream.write_all(body).await.expect("body");
-    stream
-}
-
 fn signed(id: &str, body: &[u8]) -> HeaderMap {
-    Signer::new(SECRET)
-        .expect("signer")
-        .sign(id, body)
-        .header_map()
-        .expect("headers")
+    post::signed(SECRET, id, body)
 }
 
 /// Case 5: a handler that runs three times longer than the lease keeps its claim (the
@@ -398,7 +383,7 @@ async fn a_client_that_hangs_up_cancels_the_handler_and_its_retry_is_handled() {
     let addr = post::serve(app).await;
     let body = b"slow handler".to_vec();
     let headers = signed("dlv_hung_up_handler", &body);
-    let stream = sent(addr, &headers, &body).await;
+    let stream = post::sent(addr, &headers, &body).await;
     started.notified().await;
     drop(stream);
 

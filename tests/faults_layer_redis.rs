@@ -19,7 +19,7 @@ mod servers;
 #[path = "common/post.rs"]
 mod post;
 
-use post::{post_to, request_head};
+use post::post_to;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -30,7 +30,6 @@ use hookverify::axum::{VerifiedDelivery, VerifyLayer};
 use hookverify::store::redis::RedisStore;
 use hookverify::{Receiver, Signer, Verifier};
 use http::{HeaderMap, StatusCode};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use proxy::StallProxy;
@@ -197,22 +196,11 @@ impl Rig {
         }
     }
 
-    /// Sends the delivery on a connection of its own, left unread: drop it to hang up.
-    async fn send_unread(&self, headers: &HeaderMap, body: &[u8]) -> TcpStream {
-        let mut stream = TcpStream::connect(self.addr).await.expect("connect");
-        stream
-            .write_all(&request_head("/hook", headers, body.len()))
-            .await
-            .expect("head");
-        stream.write_all(body).await.expect("body");
-        stream
-    }
-
     /// Sends the delivery; once the handler's first run has been let go, the store stalls
     /// before the layer can settle the claim, and the client hangs up. Then the held bytes are
     /// dropped (`cut`), the store comes back, and only a background settle can reach it.
     async fn hang_up_while_the_store_stalls(&self, headers: &HeaderMap, body: &[u8]) {
-        let stream = self.send_unread(headers, body).await;
+        let stream = post::sent(self.addr, headers, body).await;
         self.gate.started.notified().await;
         self.proxy.stall();
         self.gate.go.notify_one();
@@ -234,11 +222,7 @@ async fn hang_up(stream: TcpStream) {
 }
 
 fn signed(id: &str, body: &[u8]) -> HeaderMap {
-    Signer::new(SECRET)
-        .expect("signer")
-        .sign(id, body)
-        .header_map()
-        .expect("headers")
+    post::signed(SECRET, id, body)
 }
 
 /// POSTs until the answer is not "in flight" (or a store error) any more, for at most 10 s
@@ -313,7 +297,7 @@ async fn a_claim_cut_short_by_a_client_that_hung_up_is_taken_back() {
 
     // The store stalls before the request arrives: its claim waits, and the client hangs up.
     rig.proxy.stall();
-    hang_up(rig.send_unread(&headers, body).await).await;
+    hang_up(post::sent(rig.addr, &headers, body).await).await;
     // The claim the dropped future sent lands now, with nobody to take its answer.
     rig.proxy.resume();
 

@@ -9,6 +9,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 /// Serves `app` on a free loopback port for the rest of the test; returns its address.
 pub(crate) async fn serve(app: axum::Router) -> SocketAddr {
@@ -91,4 +93,25 @@ pub(crate) fn request_head(path: &str, headers: &HeaderMap, length: usize) -> Ve
     }
     head.push_str("\r\n");
     head.into_bytes()
+}
+
+/// Writes a raw `POST /hook` on a connection of its own and hands the connection back unread
+/// (read the answer from it, or drop it to hang up).
+pub(crate) async fn sent(addr: SocketAddr, headers: &HeaderMap, body: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(&request_head("/hook", headers, body.len()))
+        .await
+        .expect("head");
+    stream.write_all(body).await.expect("body");
+    stream
+}
+
+/// The headers of a delivery `id` with `body`, signed now with `secret` (the default method).
+pub(crate) fn signed(secret: &str, id: &str, body: &[u8]) -> HeaderMap {
+    hookverify::Signer::new(secret)
+        .expect("signer")
+        .sign(id, body)
+        .header_map()
+        .expect("headers")
 }
