@@ -662,9 +662,9 @@ enum Settle {
     TakeBack,
 }
 
-/// Completes or releases in the background, retrying with backoff until the store answers or
-/// the lease ends (after which the store frees the claim by itself). Outside a Tokio runtime,
-/// the lease does it.
+/// Completes or releases in the background, retrying with backoff until the store answers (a
+/// take-back: until its window has passed too) or the lease ends (after which the store frees
+/// the claim by itself). Outside a Tokio runtime, the lease does it.
 fn spawn_settle<S: DeliveryStore>(
     store: Arc<S>,
     settings: Arc<Settings>,
@@ -688,8 +688,9 @@ fn spawn_settle<S: DeliveryStore>(
                 }
             };
             if let Ok(Ok(done)) = tokio::time::timeout(settings.store_timeout, call).await {
-                let may_land_yet = tokio::time::Instant::now() < landed_by;
-                if !(matches!(how, Settle::TakeBack) && may_land_yet) {
+                let look_again =
+                    matches!(how, Settle::TakeBack) && tokio::time::Instant::now() < landed_by;
+                if !look_again {
                     if matches!(how, Settle::Complete) && !done {
                         tracing::error!(
                             target: "hookverify",

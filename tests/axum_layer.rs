@@ -764,8 +764,9 @@ impl DeliveryStore for RefusingStore {
     }
 }
 
-/// A claim the store refused with an answer is released once (in case it half landed), not
-/// looked for again and again: a store refusing under load is not sent more work for it.
+/// A claim the store refused at once (its call answered on the first poll) is released once,
+/// in case it half landed, and not looked for again: a store refusing under load is not sent
+/// more work for it.
 #[tokio::test]
 async fn a_refused_claim_is_released_once() {
     let s = setup();
