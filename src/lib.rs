@@ -31,7 +31,8 @@ pub use delivery::{DeliveryId, MAX_DELIVERY_ID_LEN};
 pub use error::{ConfigError, ErrorKind, Malformed, ReceiveError, VerifyError};
 pub use method::{HeaderNames, Method, UnknownMethod};
 pub use receiver::{
-    ClaimGuard, DEFAULT_LEASE, DEFAULT_STORE_TIMEOUT, Duplicate, Outcome, Receiver, ReceiverBuilder,
+    ClaimGuard, DEFAULT_LEASE, DEFAULT_STORE_TIMEOUT, Duplicate, MAX_BACKGROUND_RELEASES, Outcome,
+    Receiver, ReceiverBuilder,
 };
 pub use secret::Secret;
 pub use sign::{SignedHeaders, Signer};

@@ -28,6 +28,13 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// retries.
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The most releases a receiver (with its subscriptions' receivers) keeps running in the
+/// background. Each refused or abandoned claim leaves one, retried until its lease ends, so a
+/// store outage under load would otherwise grow them with the rate; past this many, a claim is
+/// left to its lease (its refusal is already logged at `warn` with the delivery id). Completions
+/// are always kept: they follow handlers that ran.
+pub const MAX_BACKGROUND_RELEASES: usize = 10_000;
+
 const MIN_LEASE: Duration = Duration::from_secs(1);
 const MAX_LEASE: Duration = Duration::from_secs(3600);
 const MAX_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -676,6 +683,14 @@ fn spawn_settle<S: DeliveryStore>(
         return;
     };
     let background = settings.background.clone();
+    if !matches!(how, Settle::Complete) && background.len() >= MAX_BACKGROUND_RELEASES {
+        tracing::debug!(
+            target: "hookverify",
+            delivery_id = keys.delivery_id(),
+            "too many releases pending in the background; this claim lapses with its lease"
+        );
+        return;
+    }
     runtime.spawn(background.track_future(async move {
         let now = tokio::time::Instant::now();
         let (give_up, landed_by) = (now + settings.lease, now + settings.store_timeout);

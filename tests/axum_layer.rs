@@ -789,6 +789,79 @@ async fn a_refused_claim_is_released_once() {
     assert_eq!(store.releases.load(Ordering::SeqCst), 1);
 }
 
+/// A store that is down after a wait (every call answers an error once it has waited), and
+/// records every token a release was sent for.
+#[derive(Debug, Default)]
+struct DownAfterAWait {
+    released: std::sync::Mutex<std::collections::HashSet<u64>>,
+}
+
+impl DownAfterAWait {
+    async fn fail<T>() -> Result<T, StoreError> {
+        tokio::task::yield_now().await;
+        Err(StoreError::new("connection reset"))
+    }
+}
+
+impl DeliveryStore for DownAfterAWait {
+    async fn claim(
+        &self,
+        _: &DeliveryKeys,
+        _: ClaimToken,
+        _: Duration,
+    ) -> Result<Claim, StoreError> {
+        Self::fail().await
+    }
+    async fn renew(
+        &self,
+        _: &DeliveryKeys,
+        _: ClaimToken,
+        _: Duration,
+    ) -> Result<bool, StoreError> {
+        Self::fail().await
+    }
+    async fn complete(
+        &self,
+        _: &DeliveryKeys,
+        _: ClaimToken,
+        _: Duration,
+    ) -> Result<bool, StoreError> {
+        Self::fail().await
+    }
+    async fn release(&self, _: &DeliveryKeys, token: ClaimToken) -> Result<bool, StoreError> {
+        self.released
+            .lock()
+            .expect("not poisoned")
+            .insert(token.get());
+        Self::fail().await
+    }
+}
+
+/// During an outage every refused claim leaves a release retried in the background until its
+/// lease ends; their number is bounded, so memory does not grow with the rate of refusals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_releases_are_bounded_during_an_outage() {
+    let s = setup();
+    let store = Arc::new(DownAfterAWait::default());
+    let receiver: Receiver<DownAfterAWait> =
+        Receiver::builder(s.receiver.verifier().clone(), Arc::clone(&store))
+            .build()
+            .expect("receiver");
+    let headers = s
+        .signer
+        .sign("dlv_outage", b"{}")
+        .header_map()
+        .expect("headers");
+    let refused = hookverify::MAX_BACKGROUND_RELEASES + 500;
+    for _ in 0..refused {
+        assert!(receiver.receive(&headers, b"{}").await.is_err());
+    }
+    // Every release that was kept has made its first attempt by now.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let released = store.released.lock().expect("not poisoned").len();
+    assert_eq!(released, hookverify::MAX_BACKGROUND_RELEASES);
+}
+
 #[tokio::test]
 async fn store_outage_is_503_and_nothing_is_handled() {
     for hang in [false, true] {
