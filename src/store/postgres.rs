@@ -401,6 +401,13 @@ $cleanup$;
 /// The bound on each store call unless configured otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The shortest bound on a store call: a zero bound would fail every call.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// The longest bound on a store call: far beyond any receiver's store timeout (a quarter of a
+/// lease of at most an hour), and small enough that a deadline computed from it never overflows.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// Claims between two background cleanup batches unless configured otherwise.
 pub const DEFAULT_CLEANUP_EVERY: u64 = 1_000;
 
@@ -589,11 +596,18 @@ impl PostgresStore {
 
     /// Bounds each call, waiting for a pooled connection included: past `timeout` the call
     /// fails with a [`StoreError`]. The server bounds its lock waits by nine tenths of what is
-    /// left of it. Keep it no longer than the receiver's store timeout.
+    /// left of it. Keep it no longer than the receiver's store timeout. A timeout outside
+    /// [`MIN_TIMEOUT`] to [`MAX_TIMEOUT`] (1 ms to 1 h) is brought to the nearer end: zero would
+    /// fail every call, and `Duration::MAX` means "as long as it takes", which an hour is here.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = timeout.clamp(MIN_TIMEOUT, MAX_TIMEOUT);
         self
+    }
+
+    /// The bound on each call.
+    pub fn call_timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Runs one cleanup batch ([`CLEANUP_BATCH`] rows) on a background task every `claims`
@@ -992,6 +1006,27 @@ mod tests {
             }
         );
         assert!(claim_answer(4, None).is_err());
+    }
+
+    #[tokio::test]
+    async fn any_timeout_is_accepted_and_bounded() {
+        let config: ::tokio_postgres::Config = "host=127.0.0.1 port=1 user=nobody"
+            .parse()
+            .expect("a valid config");
+        let manager = Manager::from_config(config, NoTls, ManagerConfig::default());
+        let pool = Pool::builder(manager).build().expect("a pool");
+        let store = PostgresStore::new(pool.clone()).timeout(Duration::ZERO);
+        assert_eq!(store.call_timeout(), MIN_TIMEOUT);
+        // `Duration::MAX` once overflowed the deadline (`Instant::now() + timeout`) and panicked
+        // in every call; now the call just fails: nothing listens on port 1.
+        let store = PostgresStore::new(pool).timeout(Duration::MAX);
+        assert_eq!(store.call_timeout(), MAX_TIMEOUT);
+        let namespace = crate::store::Namespace::default();
+        let digest = crate::store::MessageDigest::of(&[b"{}"]);
+        let keys = DeliveryKeys::new(&namespace, Some("dlv_1"), &digest);
+        let claim = store.claim(&keys, ClaimToken::new(1), Duration::from_secs(30));
+        assert!(claim.await.is_err());
+        assert!(store.release(&keys, ClaimToken::new(1)).await.is_err());
     }
 
     #[test]
