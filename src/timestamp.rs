@@ -70,11 +70,11 @@ fn parse_unix(digits: &[u8]) -> Result<i128, Malformed> {
         13 => 1_000_000,
         _ => return Err(Malformed::NumericLength),
     };
-    // At most 13 ASCII digits: valid UTF-8, and a number that fits a `u64`.
-    let number: u64 = std::str::from_utf8(digits)
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .ok_or(Malformed::NumericLength)?;
+    // At most 13 digits, all checked ASCII by the caller: the number fits a `u64` (a fold over
+    // them, not `str::parse`, which would check the UTF-8 and the digits again).
+    let number = digits
+        .iter()
+        .fold(0u64, |number, digit| number * 10 + u64::from(digit - b'0'));
     // At most 99,999,999,999 s or 9,999,999,999,999 ms: inside `time`'s range (the year 5138 at
     // the latest), which `Timestamp::at` relies on.
     Ok(i128::from(number) * nanos_per_unit)
