@@ -21,12 +21,17 @@
 //! | --- | --- | --- |
 //! | verified and fresh, handler returns 2xx | handler's | yes, then the claim completes |
 //! | handler returns an error or a non-2xx, panics, times out or is cancelled | handler's (500 on a panic, 503 on a timeout) | yes, then the claim is released |
-//! | duplicate of a completed delivery, or a replay of accepted bytes | 200 | no |
-//! | duplicate of a delivery in flight | 429 with `Retry-After` | no |
+//! | duplicate of a completed delivery, or a replay of accepted bytes | 200 (a policy: see below) | no |
+//! | duplicate of a delivery in flight | 429 with `Retry-After` (a policy: see below) | no |
 //! | missing or malformed header, unreadable body | 400 | no |
 //! | signature mismatch, timestamp outside the window | 401 | no |
 //! | body over the limit (default 1 MiB) | 413, before reading the rest | no |
+//! | body not received within the body timeout (default 10 s) | 408, and the connection is closed | no |
 //! | store unavailable or too slow | 503 | no |
+//!
+//! The duplicate answers are defaults: [`VerifyLayer::duplicate_status`] sets another status
+//! per kind, within what the provider reads right (a retried status for a delivery in flight,
+//! one it does not retry for a completed delivery or a replay).
 //!
 //! Rejection bodies name the error kind only (`signature_mismatch`, …): no drift figures, no
 //! hint that helps probing. The detail goes to `tracing` (target `hookverify`) and to the

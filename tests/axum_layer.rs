@@ -22,7 +22,8 @@ use bytes::Bytes;
 use hookverify::axum::{VerifiedDelivery, VerifiedPayload, VerifyLayer};
 use hookverify::store::{Claim, ClaimToken, DeliveryKeys};
 use hookverify::{
-    ConfigError, DeliveryStore, ManualClock, MemoryStore, Receiver, Signer, StoreError, Verifier,
+    ConfigError, DeliveryStore, Duplicate, ManualClock, MemoryStore, Receiver, Signer, StoreError,
+    Verifier,
 };
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -227,6 +228,90 @@ async fn in_flight_duplicate_gets_429_with_retry_after() {
     assert_eq!(post_to(addr, &headers, body).await.body, "duplicate");
 }
 
+/// The duplicate answers are a policy: each kind gets the status configured for it, and a
+/// status the provider would misread is refused.
+#[tokio::test]
+async fn duplicate_statuses_follow_the_configured_policy() {
+    let s = setup();
+    let started = Arc::new(tokio::sync::Notify::new());
+    let finish = Arc::new(tokio::sync::Notify::new());
+    let (started_tx, finish_rx) = (Arc::clone(&started), Arc::clone(&finish));
+    let layer = VerifyLayer::new(s.receiver.clone())
+        .duplicate_status(Duplicate::Completed, StatusCode::ALREADY_REPORTED)
+        .and_then(|layer| layer.duplicate_status(Duplicate::Replay, StatusCode::CONFLICT))
+        .and_then(|layer| {
+            layer.duplicate_status(Duplicate::InFlight, StatusCode::SERVICE_UNAVAILABLE)
+        })
+        .expect("statuses the provider reads right");
+    let app = Router::new()
+        .route(
+            "/hook",
+            post(move |_: VerifiedDelivery| async move {
+                started_tx.notify_one();
+                finish_rx.notified().await;
+                "done"
+            }),
+        )
+        .layer(layer);
+    let addr = post::serve(app).await;
+    let body = b"policy";
+    let headers = s.signer.sign("dlv_a", body).header_map().expect("headers");
+
+    let first = tokio::spawn({
+        let headers = headers.clone();
+        async move { post_to(addr, &headers, body).await }
+    });
+    started.notified().await;
+    let in_flight = post_to(addr, &headers, body).await;
+    assert_eq!(
+        (in_flight.status, in_flight.body.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "in_flight")
+    );
+    assert_eq!(in_flight.retry_after.as_deref(), Some("1"));
+    finish.notify_one();
+    assert_eq!(first.await.expect("first").status, StatusCode::OK);
+
+    let again = post_to(addr, &headers, body).await;
+    assert_eq!(
+        (again.status, again.body.as_str()),
+        (StatusCode::ALREADY_REPORTED, "duplicate")
+    );
+    let mut replay = headers.clone();
+    replay.insert("x-agent-delivery-id", "dlv_b".parse().expect("value"));
+    let replayed = post_to(addr, &replay, body).await;
+    assert_eq!(
+        (replayed.status, replayed.body.as_str()),
+        (StatusCode::CONFLICT, "duplicate")
+    );
+
+    for (duplicate, status, accepted) in [
+        (Duplicate::InFlight, StatusCode::OK, false),
+        (Duplicate::InFlight, StatusCode::CONFLICT, false),
+        (Duplicate::InFlight, StatusCode::TOO_MANY_REQUESTS, true),
+        (Duplicate::InFlight, StatusCode::BAD_GATEWAY, true),
+        (Duplicate::Completed, StatusCode::TOO_MANY_REQUESTS, false),
+        (
+            Duplicate::Completed,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            false,
+        ),
+        (Duplicate::Completed, StatusCode::MOVED_PERMANENTLY, false),
+        (Duplicate::Completed, StatusCode::NO_CONTENT, true),
+        (Duplicate::Replay, StatusCode::SERVICE_UNAVAILABLE, false),
+        (Duplicate::Replay, StatusCode::GONE, true),
+    ] {
+        let result = VerifyLayer::new(s.receiver.clone()).duplicate_status(duplicate, status);
+        match result {
+            Ok(_) => assert!(accepted, "{duplicate:?} {status} accepted"),
+            Err(ConfigError::OutOfRange { setting, .. }) => {
+                assert!(!accepted, "{duplicate:?} {status} refused");
+                assert!(setting.contains(duplicate.as_str()), "{setting}");
+            }
+            Err(other) => panic!("{duplicate:?} {status}: {other}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thirty_two_concurrent_copies_are_handled_exactly_once() {
     let s = setup();
@@ -353,6 +438,61 @@ async fn forged_and_stale_requests_are_401_with_the_kind_only() {
         (StatusCode::UNAUTHORIZED, "timestamp_out_of_tolerance")
     );
     assert_eq!(runs.load(Ordering::SeqCst), 0);
+}
+
+/// A body that sends its first bytes and then nothing more, never ending: a slow client.
+struct Stalling {
+    sent: bool,
+}
+
+impl hyper::body::Body for Stalling {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if std::mem::replace(&mut self.sent, true) {
+            return Poll::Pending;
+        }
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"{\"par")))))
+    }
+}
+
+/// `VerifiedPayload` bounds reading the body as the layer does: a body still arriving after
+/// 10 s is answered 408 and its connection closed, not waited for forever.
+#[tokio::test(start_paused = true)]
+async fn the_plain_extractor_gives_a_crawling_body_408_after_10_s() {
+    let s = setup();
+    let app = Router::new()
+        .route(
+            "/hook",
+            post(|payload: VerifiedPayload| async move { payload.body().len().to_string() }),
+        )
+        .with_state(s.receiver.verifier().clone());
+    let mut request = Request::post("/hook")
+        .body(axum::body::Body::new(Stalling { sent: false }))
+        .expect("request");
+    let headers = s
+        .signer
+        .sign("dlv_crawl", b"{\"partial\": true}")
+        .header_map()
+        .expect("headers");
+    request.headers_mut().extend(headers);
+    let started = tokio::time::Instant::now();
+    let response = tokio::time::timeout(Duration::from_secs(60), app.oneshot(request))
+        .await
+        .expect("answered within a minute")
+        .expect("infallible");
+    assert_eq!(started.elapsed(), Duration::from_secs(10));
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(
+        response.headers().get(http::header::CONNECTION),
+        Some(&http::HeaderValue::from_static("close"))
+    );
+    let body = response.into_body().collect().await.expect("body");
+    assert_eq!(body.to_bytes(), "body_timeout");
 }
 
 /// A body that never ends: only a server that stops reading at the limit can answer.

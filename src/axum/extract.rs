@@ -8,8 +8,10 @@ use http::request::Parts;
 use time::OffsetDateTime;
 
 use super::body::{check_declared_length, read_limited};
-use super::layer::DEFAULT_MAX_BODY;
+use super::layer::{DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY};
 use super::rejection::Rejection;
+use crate::error::ReceiveError;
+use crate::receiver::bounded;
 use crate::stream::BodyVerifier;
 use crate::verified::Verified;
 use crate::verifier::Verifier;
@@ -89,8 +91,9 @@ impl IntoResponse for MissingLayer {
 ///
 /// Takes the [`Verifier`] from the router's state through [`FromRef`], reads the body up to
 /// `LIMIT` bytes (default [`DEFAULT_MAX_BODY`], 1 MiB; a larger declared or streamed body gets
-/// 413 before the rest is read), and rejects with [`Rejection`] (the same statuses as the
-/// layer). It reads the body, so it must be the handler's last extractor.
+/// 413 before the rest is read) within [`DEFAULT_BODY_TIMEOUT`] (10 s; a body still arriving
+/// then gets 408 and the connection is closed), and rejects with [`Rejection`] (the same
+/// statuses as the layer). It reads the body, so it must be the handler's last extractor.
 ///
 /// ```
 /// use axum::{Router, routing::post};
@@ -149,7 +152,13 @@ where
         let precheck = verifier.precheck(&parts.headers)?;
         check_declared_length(&parts.headers, LIMIT)?;
         let mut stream = BodyVerifier::new(&verifier, precheck);
-        let body = read_limited(body, LIMIT, |chunk| stream.update(chunk)).await?;
+        let read = {
+            let read = std::pin::pin!(read_limited(body, LIMIT, |chunk| stream.update(chunk)));
+            bounded(DEFAULT_BODY_TIMEOUT, read).await
+        };
+        let body = read.unwrap_or(Err(ReceiveError::BodyTimeout {
+            limit: DEFAULT_BODY_TIMEOUT,
+        }))?;
         let verified = stream.finish()?;
         Ok(Self { verified, body })
     }

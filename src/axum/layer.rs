@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::request::Parts;
-use http::{HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue, StatusCode};
 use tower_layer::Layer;
 
 use super::service::Verify;
 use crate::error::{ConfigError, ReceiveError};
-use crate::receiver::Receiver;
+use crate::receiver::{Duplicate, Receiver};
 use crate::store::DeliveryStore;
 use crate::subscription::Subscriptions;
 
@@ -127,7 +127,36 @@ pub struct VerifyLayer<St> {
     pub(crate) handler_timeout: Option<Duration>,
     pub(crate) body_timeout: Duration,
     pub(crate) retry_after: HeaderValue,
+    pub(crate) duplicates: DuplicateStatuses,
     pub(crate) on_reject: Option<RejectHook>,
+}
+
+/// The status answered for each kind of [`Duplicate`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DuplicateStatuses {
+    pub(crate) completed: StatusCode,
+    pub(crate) in_flight: StatusCode,
+    pub(crate) replay: StatusCode,
+}
+
+impl DuplicateStatuses {
+    pub(crate) fn of(&self, duplicate: Duplicate) -> StatusCode {
+        match duplicate {
+            Duplicate::Completed => self.completed,
+            Duplicate::InFlight => self.in_flight,
+            Duplicate::Replay => self.replay,
+        }
+    }
+}
+
+impl Default for DuplicateStatuses {
+    fn default() -> Self {
+        Self {
+            completed: StatusCode::OK,
+            in_flight: StatusCode::TOO_MANY_REQUESTS,
+            replay: StatusCode::OK,
+        }
+    }
 }
 
 impl<St> VerifyLayer<St> {
@@ -193,6 +222,7 @@ impl<St> VerifyLayer<St> {
             handler_timeout: None,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             retry_after: HeaderValue::from_static("1"),
+            duplicates: DuplicateStatuses::default(),
             on_reject: None,
         }
     }
@@ -261,6 +291,62 @@ impl<St> VerifyLayer<St> {
         self
     }
 
+    /// The status answered for a kind of duplicate, instead of the default: 200 for a
+    /// duplicate of a completed delivery and for a replay, 429 (with `Retry-After`) for a
+    /// delivery in flight. The body stays `duplicate` or `in_flight`.
+    ///
+    /// Refused with [`ConfigError::OutOfRange`] where the provider would misread it: a delivery
+    /// in flight needs a status the provider retries (429 or a 5xx), since the attempt in flight
+    /// may still fail; a completed delivery or a replay needs one it does not (a 2xx, or a 4xx
+    /// other than 429), since a retry would only come back to the same answer.
+    ///
+    /// ```
+    /// # use std::num::NonZeroUsize;
+    /// # use hookverify::axum::VerifyLayer;
+    /// # use hookverify::{Duplicate, MemoryStore, Receiver, Verifier};
+    /// use http::StatusCode;
+    /// # let verifier = Verifier::builder().secret("current", "whsec_example").build()?;
+    /// # let store = MemoryStore::new(NonZeroUsize::new(1000).expect("non-zero"));
+    /// let receiver = Receiver::new(verifier, store);
+    /// // Flag replays (the same signed bytes under another id) as conflicts.
+    /// let layer = VerifyLayer::new(receiver.clone())
+    ///     .duplicate_status(Duplicate::Replay, StatusCode::CONFLICT)?;
+    /// // A 200 for a delivery in flight would lose it if that attempt failed: refused.
+    /// let refused = VerifyLayer::new(receiver).duplicate_status(Duplicate::InFlight, StatusCode::OK);
+    /// assert!(refused.is_err());
+    /// # Ok::<(), hookverify::ConfigError>(())
+    /// ```
+    pub fn duplicate_status(
+        mut self,
+        duplicate: Duplicate,
+        status: StatusCode,
+    ) -> Result<Self, ConfigError> {
+        let retried = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+        let (fits, allowed) = match duplicate {
+            Duplicate::InFlight => (retried, "429 or a 5xx"),
+            Duplicate::Completed | Duplicate::Replay => (
+                status.is_success() || (status.is_client_error() && !retried),
+                "a 2xx, or a 4xx other than 429",
+            ),
+        };
+        if !fits {
+            return Err(ConfigError::OutOfRange {
+                setting: match duplicate {
+                    Duplicate::Completed => "duplicate_status(completed)",
+                    Duplicate::InFlight => "duplicate_status(in_flight)",
+                    Duplicate::Replay => "duplicate_status(replay)",
+                },
+                allowed: allowed.into(),
+            });
+        }
+        match duplicate {
+            Duplicate::Completed => self.duplicates.completed = status,
+            Duplicate::InFlight => self.duplicates.in_flight = status,
+            Duplicate::Replay => self.duplicates.replay = status,
+        }
+        Ok(self)
+    }
+
     /// Calls `hook` with every rejection's error (for metrics), besides logging it.
     #[must_use]
     pub fn on_reject(mut self, hook: impl Fn(&ReceiveError) + Send + Sync + 'static) -> Self {
@@ -279,6 +365,7 @@ impl<St> Clone for VerifyLayer<St> {
             handler_timeout: self.handler_timeout,
             body_timeout: self.body_timeout,
             retry_after: self.retry_after.clone(),
+            duplicates: self.duplicates,
             on_reject: self.on_reject.clone(),
         }
     }
@@ -308,6 +395,7 @@ impl<St> fmt::Debug for VerifyLayer<St> {
             .field("handler_timeout", &self.handler_timeout)
             .field("body_timeout", &self.body_timeout)
             .field("retry_after", &self.retry_after)
+            .field("duplicates", &self.duplicates)
             .field("on_reject", &self.on_reject.is_some())
             .finish()
     }

@@ -55,7 +55,14 @@ impl std::error::Error for Rejection {
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        plain(self.status(), self.error.kind().as_str())
+        let mut response = plain(self.status(), self.error.kind().as_str());
+        if matches!(self.error, ReceiveError::BodyTimeout { .. }) {
+            // The rest of a crawling body is not worth reading.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 

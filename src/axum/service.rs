@@ -365,22 +365,15 @@ fn reject<St>(
     if let Some(hook) = &config.on_reject {
         hook(&error);
     }
-    let close = matches!(error, ReceiveError::BodyTimeout { .. });
-    let mut response = Rejection::from(error).into_response();
-    if close {
-        // The rest of a crawling body is not worth reading.
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
-    }
-    response
+    Rejection::from(error).into_response()
 }
 
 fn duplicate_response<St>(config: &VerifyLayer<St>, duplicate: Duplicate) -> Response {
+    let status = config.duplicates.of(duplicate);
     match duplicate {
-        Duplicate::Completed | Duplicate::Replay => plain(StatusCode::OK, "duplicate"),
+        Duplicate::Completed | Duplicate::Replay => plain(status, "duplicate"),
         Duplicate::InFlight => {
-            let mut response = plain(StatusCode::TOO_MANY_REQUESTS, "in_flight");
+            let mut response = plain(status, "in_flight");
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, config.retry_after.clone());
