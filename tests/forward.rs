@@ -21,7 +21,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::post;
-use hookverify::Signer;
+use hookverify::{HeaderNames, Method, Signer};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use serve::Serve;
@@ -200,6 +200,49 @@ async fn each_delivery_is_forwarded_once_with_its_headers_and_label() {
         StatusCode::BAD_REQUEST
     );
     assert_eq!(upstream.seen().len(), 1, "forwarded once in all");
+}
+
+/// A `bearer` or `basic_auth` credential is the shared secret itself: it is checked, then kept
+/// from the upstream (and its logs); the rest of the request goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_credential_is_not_forwarded() {
+    let (url, upstream) = start_upstream(&[]).await;
+    let token = "tok_forward_test_0123456789";
+    let secret = format!("test={token}");
+    let args = [
+        "--scheme",
+        "bearer",
+        "--signature-header",
+        "x-webhook-token",
+        "--secret",
+        &secret,
+        "--forward",
+        &url,
+    ];
+    let sidecar = Serve::start(&args, &[]);
+    let body = br#"{"type":"run.finished"}"#;
+    let headers = Signer::for_method(Method::Bearer, token)
+        .expect("a signer")
+        .header_names(HeaderNames {
+            signature: HeaderName::from_static("x-webhook-token"),
+            ..Method::Bearer.default_header_names()
+        })
+        .sign("dlv_token_1", body)
+        .header_map()
+        .expect("valid headers");
+    assert!(header(&headers, "x-webhook-token").is_some_and(|value| value.contains(token)));
+    assert_eq!(
+        sidecar.post("/hooks", headers, body).await,
+        (StatusCode::CREATED, "accepted".into())
+    );
+    let seen = upstream.seen();
+    let (forwarded, _) = &seen[0];
+    assert!(!forwarded.contains_key("x-webhook-token"), "{forwarded:?}");
+    assert_eq!(
+        header(forwarded, "x-agent-delivery-id"),
+        Some("dlv_token_1")
+    );
+    assert_eq!(header(forwarded, "x-hookverify-secret-label"), Some("test"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

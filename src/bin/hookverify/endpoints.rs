@@ -133,6 +133,16 @@ impl Endpoints {
         first.map_or_else(unreachable_verifier, |endpoint| endpoint.verifier.clone())
     }
 
+    /// The headers that carry a shared secret itself (the `bearer` and `basic_auth` endpoints'
+    /// credential headers), in the configuration in force.
+    pub(crate) fn credential_headers(&self) -> Vec<HeaderName> {
+        let table = self.current();
+        let verifiers = table.by_name.values().map(|endpoint| &endpoint.verifier);
+        verifiers
+            .filter_map(crate::forward::credential_header)
+            .collect()
+    }
+
     /// Logs each endpoint, as `serve` logs its one receiver.
     pub(crate) fn log_ready(&self, max_body: usize, store: &str) {
         let table = self.current();

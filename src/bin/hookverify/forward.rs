@@ -21,6 +21,7 @@
 //! own, and any `X-Hookverify-*` header a sender set is dropped before the label is added: only
 //! this process speaks under that prefix. The client is `reqwest`, as for `send`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -28,6 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, post};
 use clap::Args;
 use hookverify::axum::VerifiedDelivery;
+use hookverify::{Method, Verifier};
 
 /// The header that carries the matched secret's label to the upstream.
 pub(crate) const LABEL_HEADER: &str = "x-hookverify-secret-label";
@@ -55,7 +57,8 @@ const NOT_FORWARDED: [&str; 11] = [
 #[derive(Debug, Args)]
 pub(crate) struct ForwardArgs {
     /// Forward each verified, deduplicated delivery to this URL (http:// or https://) instead
-    /// of printing it: the original headers and body, plus X-Hookverify-Secret-Label. The
+    /// of printing it: the original headers (not a bearer or basic_auth credential, which is
+    /// the secret itself) and body, plus X-Hookverify-Secret-Label. The
     /// upstream's 2xx is relayed and completes the delivery; any other status answers 502, no
     /// connection 503, no answer in time 504, and the delivery is released so that the
     /// provider's retry is forwarded again
@@ -89,16 +92,38 @@ impl ForwardArgs {
             client,
             url,
             timeout: Duration::from_secs(self.forward_timeout.unwrap_or(10)),
+            credentials: Arc::new(Vec::new),
         }))
     }
 }
 
 /// Where deliveries go, and how.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Forwarder {
     client: reqwest::Client,
     url: reqwest::Url,
     timeout: Duration,
+    /// The headers that carry a shared secret itself, in the configuration in force.
+    credentials: CredentialHeaders,
+}
+
+type CredentialHeaders = Arc<dyn Fn() -> Vec<HeaderName> + Send + Sync>;
+
+impl std::fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarder")
+            .field("url", &self.describe())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The header that carries `verifier`'s shared secret itself (`bearer`, `basic_auth`): never
+/// forwarded, so the upstream and its logs never see the secret. A signature proves the
+/// request without revealing the key, and goes on.
+pub(crate) fn credential_header(verifier: &Verifier) -> Option<HeaderName> {
+    matches!(verifier.method(), Method::Bearer | Method::BasicAuth)
+        .then(|| verifier.header_names().signature.clone())
 }
 
 impl Forwarder {
@@ -112,6 +137,16 @@ impl Forwarder {
         url.to_string()
     }
 
+    /// Reads the credential headers not to forward from `credentials`, for each delivery
+    /// verified by `bearer` or `basic_auth`.
+    pub(crate) fn hiding(
+        mut self,
+        credentials: impl Fn() -> Vec<HeaderName> + Send + Sync + 'static,
+    ) -> Self {
+        self.credentials = Arc::new(credentials);
+        self
+    }
+
     /// The POST route whose handler forwards (the verifying layer goes around it).
     pub(crate) fn route(self) -> MethodRouter {
         post(move |headers: HeaderMap, delivery: VerifiedDelivery| {
@@ -122,11 +157,20 @@ impl Forwarder {
 
     async fn forward(&self, headers: &HeaderMap, delivery: VerifiedDelivery) -> Response {
         let id = delivery.delivery_id().to_owned();
+        let mut headers = forwarded_headers(headers);
+        if matches!(
+            delivery.verified().method(),
+            Method::Bearer | Method::BasicAuth
+        ) {
+            for name in (self.credentials)() {
+                headers.remove(name);
+            }
+        }
         let mut request = self
             .client
             .post(self.url.clone())
             .timeout(self.timeout)
-            .headers(forwarded_headers(headers));
+            .headers(headers);
         if let Ok(label) = HeaderValue::from_str(delivery.secret_label()) {
             request = request.header(LABEL_HEADER, label);
         }

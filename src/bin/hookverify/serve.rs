@@ -33,7 +33,7 @@ use tracing_subscriber::filter::LevelFilter;
 
 use crate::Failure;
 use crate::endpoints::Endpoints;
-use crate::forward::{ForwardArgs, Forwarder};
+use crate::forward::{ForwardArgs, Forwarder, credential_header};
 use crate::metrics;
 use crate::options::{StoreChoice, StoreUrl, check_path, parse_store, redact};
 use crate::scheme::SchemeArgs;
@@ -398,6 +398,17 @@ async fn serve_with<S: DeliveryStore>(
     let background = receiver.clone();
     let mut route = match config.forward.clone() {
         Some(forwarder) => {
+            let forwarder = match &config.endpoints {
+                Some(endpoints) => {
+                    let endpoints = Arc::clone(endpoints);
+                    forwarder.hiding(move || endpoints.credential_headers())
+                }
+                None => {
+                    let hidden: Vec<_> =
+                        credential_header(receiver.verifier()).into_iter().collect();
+                    forwarder.hiding(move || hidden.clone())
+                }
+            };
             tracing::info!(
                 upstream = forwarder.describe(),
                 "forwarding verified deliveries"
