@@ -34,7 +34,8 @@ fn bench_layer(c: &mut Criterion) {
     let store = MemoryStore::with_clock(
         NonZeroUsize::new(4_000_000).expect("non-zero"),
         Arc::clone(&clock),
-    );
+    )
+    .expect("capacity");
     let signer = Signer::new(SECRET)
         .expect("signer")
         .clock(Arc::clone(&clock));

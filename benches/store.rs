@@ -89,7 +89,7 @@ impl Full {
     fn new() -> Self {
         let runtime = runtime();
         // The system clock, as in service: each call reads it once.
-        let store = MemoryStore::new(capacity());
+        let store = MemoryStore::new(capacity()).expect("capacity");
         let deliveries = *ENTRIES / 2;
         let keys: Vec<DeliveryKeys> = (0..=deliveries).map(delivery_keys).collect();
         runtime.block_on(async {
@@ -191,7 +191,10 @@ impl Deliveries {
         let signer = Signer::new(SECRET)
             .expect("a signer")
             .clock(Arc::clone(&clock));
-        let receiver = Receiver::new(verifier, MemoryStore::with_clock(capacity(), clock));
+        let receiver = Receiver::new(
+            verifier,
+            MemoryStore::with_clock(capacity(), clock).expect("capacity"),
+        );
         let runtime = runtime();
         runtime.block_on(async {
             for n in 0..*ENTRIES / 2 {

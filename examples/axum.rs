@@ -52,7 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // verify, and `secret_label()` tells which one matched.
     let verifier = Verifier::builder().secret("current", secret).build()?;
     // One process: the in-memory store. Two entries per delivery, kept ~630 s by default.
-    let store = MemoryStore::new(NonZeroUsize::new(100_000).ok_or("capacity must be non-zero")?);
+    let store = MemoryStore::new(NonZeroUsize::new(100_000).ok_or("capacity must be non-zero")?)?;
     let receiver = Receiver::<MemoryStore>::new(verifier, store);
     // Kept for the shutdown: see the end.
     let background = receiver.clone();

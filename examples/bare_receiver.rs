@@ -22,7 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             // `serve`'s default capacity unless given.
             let capacity: NonZeroUsize = args.next().as_deref().unwrap_or("500000").parse()?;
             let verifier = Verifier::builder().secret("load", secret).build()?;
-            let store = MemoryStore::new(capacity);
+            let store = MemoryStore::new(capacity)?;
             let layer = VerifyLayer::new(Receiver::new(verifier, store));
             Router::new().route(
                 "/",

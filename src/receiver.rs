@@ -55,7 +55,7 @@ const MIN_STORE_TIMEOUT: Duration = Duration::from_millis(10);
 /// use hookverify::store::memory::DEFAULT_CAPACITY;
 ///
 /// let verifier = Verifier::builder().secret("current", "whsec_example").build()?;
-/// let receiver = Receiver::new(verifier, MemoryStore::new(DEFAULT_CAPACITY));
+/// let receiver = Receiver::new(verifier, MemoryStore::new(DEFAULT_CAPACITY)?);
 ///
 /// let body = br#"{"type":"run.finished"}"#;
 /// let headers = Signer::new("whsec_example")?.sign("dlv_1", body).header_map()?;

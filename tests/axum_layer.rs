@@ -52,7 +52,8 @@ fn setup() -> Setup {
     let store = MemoryStore::with_clock(
         NonZeroUsize::new(10_000).expect("non-zero"),
         Arc::clone(&clock),
-    );
+    )
+    .expect("capacity");
     let signer = Signer::new(SECRET)
         .expect("signer")
         .clock(Arc::clone(&clock));
@@ -716,9 +717,9 @@ impl DeliveryStore for HangingComplete {
 #[tokio::test]
 async fn a_hanging_complete_is_bounded_and_never_releases() {
     let s = setup();
-    let store = Arc::new(HangingComplete(MemoryStore::new(
-        NonZeroUsize::new(100).expect("non-zero"),
-    )));
+    let store = Arc::new(HangingComplete(
+        MemoryStore::new(NonZeroUsize::new(100).expect("non-zero")).expect("capacity"),
+    ));
     let receiver: Receiver<HangingComplete> =
         Receiver::builder(s.receiver.verifier().clone(), Arc::clone(&store))
             .store_timeout(Duration::from_millis(50))
@@ -822,7 +823,9 @@ async fn a_claim_landing_after_its_release_looked_is_still_taken_back() {
     for cut in [false, true] {
         let s = setup();
         let store = LateClaims {
-            store: Arc::new(MemoryStore::new(NonZeroUsize::new(100).expect("non-zero"))),
+            store: Arc::new(
+                MemoryStore::new(NonZeroUsize::new(100).expect("non-zero")).expect("capacity"),
+            ),
             cut_next: AtomicBool::new(cut),
         };
         let receiver = Receiver::builder(s.receiver.verifier().clone(), store)

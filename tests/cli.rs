@@ -306,6 +306,12 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         (&["serve", "--store", "mysql://user:pw@db"], None, "memory"),
         (&["serve", "--path", "webhooks"], None, "--path"),
         (&["serve", "--capacity", "0"], None, "--capacity"),
+        // One delivery takes two keys: a capacity of one would forget every claim at once.
+        (
+            &["serve", "--addr", "127.0.0.1:0", "--capacity", "1"],
+            None,
+            "--capacity",
+        ),
         (&["serve", "--tolerance=-5"], None, "--tolerance"),
         (&["sign", "--file", "/dev/null"], None, "no secret"),
         (

@@ -461,7 +461,8 @@ fn setup() -> Setup {
     let store = MemoryStore::with_clock(
         NonZeroUsize::new(10_000).expect("non-zero"),
         Arc::clone(&clock),
-    );
+    )
+    .expect("capacity");
     let signer = Signer::new(SECRET)
         .expect("signer")
         .clock(Arc::clone(&clock));

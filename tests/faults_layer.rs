@@ -93,7 +93,7 @@ async fn a_body_finishing_after_the_window_is_rejected() {
         .clock(Arc::clone(&clock))
         .build()
         .expect("verifier");
-    let store = MemoryStore::with_clock(capacity(), Arc::clone(&clock));
+    let store = MemoryStore::with_clock(capacity(), Arc::clone(&clock)).expect("capacity");
     let runs = Arc::new(AtomicUsize::new(0));
     let addr = post::serve(counting(
         VerifyLayer::new(Receiver::new(verifier, store)),
@@ -144,7 +144,7 @@ async fn the_message_is_kept_when_completion_comes_after_the_window() {
         .clock(Arc::clone(&clock))
         .build()
         .expect("verifier");
-    let receiver = Receiver::new(verifier, MemoryStore::new(capacity()));
+    let receiver = Receiver::new(verifier, MemoryStore::new(capacity()).expect("capacity"));
     let body = b"slow handler";
     let headers = Signer::new(SECRET)
         .expect("signer")
@@ -178,9 +178,12 @@ async fn a_crawling_body_gets_408_and_the_connection_closes() {
         .secret("current", SECRET)
         .build()
         .expect("verifier");
-    let layer = VerifyLayer::new(Receiver::new(verifier, MemoryStore::new(capacity())))
-        .body_timeout(Duration::from_millis(300))
-        .expect("valid");
+    let layer = VerifyLayer::new(Receiver::new(
+        verifier,
+        MemoryStore::new(capacity()).expect("capacity"),
+    ))
+    .body_timeout(Duration::from_millis(300))
+    .expect("valid");
     let runs = Arc::new(AtomicUsize::new(0));
     let addr = post::serve(counting(layer, &runs)).await;
     let body = vec![b'x'; 1000];
@@ -239,7 +242,7 @@ async fn a_message_in_flight_under_another_id_is_429_and_handled_after_a_failure
         .secret("current", SECRET)
         .build()
         .expect("verifier");
-    let receiver = Receiver::new(verifier, MemoryStore::new(capacity()));
+    let receiver = Receiver::new(verifier, MemoryStore::new(capacity()).expect("capacity"));
     let started = Arc::new(tokio::sync::Notify::new());
     let finish = Arc::new(tokio::sync::Notify::new());
     let handled = Arc::new(std::sync::Mutex::new(Vec::<(String, u16)>::new()));
@@ -315,7 +318,7 @@ async fn a_handler_longer_than_the_lease_runs_once() {
         .secret("current", SECRET)
         .build()
         .expect("verifier");
-    let receiver = Receiver::builder(verifier, MemoryStore::new(capacity()))
+    let receiver = Receiver::builder(verifier, MemoryStore::new(capacity()).expect("capacity"))
         .lease(Duration::from_secs(1))
         .store_timeout(Duration::from_millis(200))
         .build()
@@ -358,7 +361,7 @@ async fn a_client_that_hangs_up_cancels_the_handler_and_its_retry_is_handled() {
         .secret("current", SECRET)
         .build()
         .expect("verifier");
-    let receiver = Receiver::new(verifier, MemoryStore::new(capacity()));
+    let receiver = Receiver::new(verifier, MemoryStore::new(capacity()).expect("capacity"));
     let (runs, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let started = Arc::new(tokio::sync::Notify::new());
     let app = {
@@ -415,7 +418,8 @@ async fn a_stale_owner_cannot_complete_silently() {
         .clock(Arc::clone(&clock))
         .build()
         .expect("verifier");
-    let store = Arc::new(MemoryStore::with_clock(capacity(), Arc::clone(&clock)));
+    let store =
+        Arc::new(MemoryStore::with_clock(capacity(), Arc::clone(&clock)).expect("capacity"));
     let receiver: Receiver<MemoryStore> = Receiver::builder(verifier, Arc::clone(&store))
         .lease(Duration::from_secs(1))
         .store_timeout(Duration::from_millis(200))

@@ -77,7 +77,8 @@ async fn serve(endpoint: &'static str) -> (SocketAddr, Arc<ManualClock>) {
     let store = MemoryStore::with_clock(
         NonZeroUsize::new(1_000).expect("non-zero"),
         Arc::clone(&clock),
-    );
+    )
+    .expect("capacity");
     let layer = VerifyLayer::new(Receiver::new(verifier, store)).endpoint(endpoint);
     // What `serve` does for each connection: the peer's address, for the layer's logs.
     let client: SocketAddr = "203.0.113.7:4242".parse().expect("address");

@@ -41,7 +41,8 @@ fn forgetting_early_is_warned_with_the_capacity_needed() {
     let store = MemoryStore::with_clock(
         NonZeroUsize::new(100).expect("non-zero"),
         Arc::clone(&clock),
-    );
+    )
+    .expect("capacity");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");

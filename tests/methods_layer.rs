@@ -129,7 +129,8 @@ fn layer(case: &Case, clock: &Arc<ManualClock>) -> VerifyLayer<MemoryStore> {
     let store = MemoryStore::with_clock(
         NonZeroUsize::new(10_000).expect("non-zero"),
         Arc::clone(clock),
-    );
+    )
+    .expect("capacity");
     VerifyLayer::new(Receiver::new(verifier, store))
 }
 

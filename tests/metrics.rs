@@ -50,7 +50,8 @@ async fn every_outcome_is_counted_once() {
     let store = MemoryStore::with_clock(
         NonZeroUsize::new(1_000).expect("non-zero"),
         Arc::clone(&clock),
-    );
+    )
+    .expect("capacity");
     let layer = VerifyLayer::new(Receiver::new(verifier, store)).endpoint("agent");
     // `hold` waits for the test (a delivery in flight); `fail` answers 500.
     let entered = Arc::new(Notify::new());

@@ -14,7 +14,7 @@ fn builder(tolerance_s: i64) -> ReceiverBuilder<MemoryStore> {
         .expect("verifier");
     Receiver::builder(
         verifier,
-        MemoryStore::new(NonZeroUsize::new(100).expect("non-zero")),
+        MemoryStore::new(NonZeroUsize::new(100).expect("non-zero")).expect("capacity"),
     )
 }
 

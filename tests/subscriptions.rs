@@ -64,6 +64,7 @@ fn store(clock: &Arc<ManualClock>) -> MemoryStore {
         NonZeroUsize::new(10_000).expect("non-zero"),
         Arc::clone(clock),
     )
+    .expect("capacity")
 }
 
 /// A source whose answers the test changes while the server runs, and which counts its calls.

@@ -57,7 +57,7 @@ use crate::events::{Acknowledged, Envelope, EventConfig, EventError, EventName, 
 /// }
 ///
 /// let verifier = Verifier::builder().secret("current", "whsec_example").build()?;
-/// let store = MemoryStore::new(NonZeroUsize::new(100_000).expect("non-zero"));
+/// let store = MemoryStore::new(NonZeroUsize::new(100_000).expect("non-zero"))?;
 /// let events = EventConfig::new()
 ///     .filter(EventFilter::only([EventName::TurnCompleted, EventName::TurnFailed]))
 ///     .api_versions(ApiVersionPolicy::accept(["2026-01-01"]));

@@ -112,7 +112,7 @@ impl fmt::Debug for SubscriptionKey {
 /// }
 ///
 /// let verifier = Verifier::builder().secret("current", "whsec_example").build()?;
-/// let store = MemoryStore::new(NonZeroUsize::new(100_000).expect("non-zero"));
+/// let store = MemoryStore::new(NonZeroUsize::new(100_000).expect("non-zero"))?;
 /// // `route_layer` on the method router: a wrong path or method gets its 404 or 405 without
 /// // being verified or claimed.
 /// let layer = VerifyLayer::new(Receiver::new(verifier, store));
@@ -189,7 +189,7 @@ impl<St> VerifyLayer<St> {
     /// let mut source = HashMap::new();
     /// source.insert("fleet-a".to_owned(), Verifier::builder().secret("k1", "whsec_a").build()?);
     /// source.insert("fleet-b".to_owned(), Verifier::builder().secret("k1", "whsec_b").build()?);
-    /// let store = MemoryStore::new(NonZeroUsize::new(100_000).expect("non-zero"));
+    /// let store = MemoryStore::new(NonZeroUsize::new(100_000).expect("non-zero"))?;
     /// // The base receiver lends its store, lease and timeouts; its verifier is not used.
     /// let base = Receiver::new(source["fleet-a"].clone(), store);
     /// let layer = VerifyLayer::subscriptions(
@@ -238,7 +238,7 @@ impl<St> VerifyLayer<St> {
     /// # use hookverify::{MemoryStore, Receiver, Verifier};
     /// # async fn on_event(_: VerifiedDelivery) -> &'static str { "ok" }
     /// # let verifier = Verifier::builder().secret("current", "whsec_example").build()?;
-    /// # let store = MemoryStore::new(NonZeroUsize::new(1000).expect("non-zero"));
+    /// # let store = MemoryStore::new(NonZeroUsize::new(1000).expect("non-zero"))?;
     /// let layer = VerifyLayer::new(Receiver::new(verifier, store))
     ///     .only_if(|parts| parts.uri.path().starts_with("/webhooks/"));
     /// let app: Router = Router::new()

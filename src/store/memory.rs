@@ -1,5 +1,6 @@
 //! The embedded store: a bounded LRU map in this process.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,11 +10,19 @@ use std::time::Duration;
 use lru::LruCache;
 
 use crate::clock::{Clock, SystemClock};
+use crate::error::ConfigError;
 use crate::store::{Claim, ClaimToken, DedupeKey, DeliveryKeys, DeliveryStore, StoreError, millis};
 
-/// The default capacity: 500,000 keys (250,000 deliveries with an id), at most about 53 MB
+/// The default capacity: 500,000 keys (250,000 deliveries with an id), at most about 73 MB
 /// with delivery ids of 14 characters (the id's length more per delivery).
 pub const DEFAULT_CAPACITY: NonZeroUsize = match NonZeroUsize::new(500_000) {
+    Some(capacity) => capacity,
+    None => NonZeroUsize::MIN,
+};
+
+/// The smallest capacity: the keys one delivery takes (its id's and its message's). With less,
+/// a claim's second key would push out its first, and no delivery could ever be completed.
+pub const MIN_CAPACITY: NonZeroUsize = match NonZeroUsize::new(2) {
     Some(capacity) => capacity,
     None => NonZeroUsize::MIN,
 };
@@ -25,9 +34,9 @@ const WARN_EVERY_MS: i64 = 60_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum WhenFull {
-    /// Evict the least recently used entry, expired or not (the default). The provider's
-    /// retries come within seconds and are still caught; what is lost is the memory of old
-    /// deliveries, so a replay of one would be handled again. Counted and logged.
+    /// Once no entry has expired, evict the least recently used one (the default). The
+    /// provider's retries come within seconds and are still caught; what is lost is the memory
+    /// of old deliveries, so a replay of one would be handled again. Counted and logged.
     #[default]
     EvictOldest,
     /// Refuse the claim with a [`StoreError`] (HTTP 503: the provider retries) rather than
@@ -35,7 +44,8 @@ pub enum WhenFull {
     Refuse,
 }
 
-/// One remembered key: 16 bytes of key digest and 32 of state, beside the LRU's own links.
+/// One remembered key: 16 bytes of key digest and 32 of state, beside the LRU's own links and
+/// the key's place in the expiry index.
 #[derive(Clone)]
 struct Entry {
     /// The owner's token, kept once completed so that a repeated completion is recognised.
@@ -120,21 +130,24 @@ impl Entry {
 /// capacity ≥ 2 × peak deliveries per second × retention in seconds
 /// ```
 ///
-/// Each key takes 83 to 103 bytes of heap when the store is full (the LRU's 64-byte node and
-/// its share of the hash table, which is sized for the whole capacity up front but only
-/// touched as keys arrive), and the message key keeps a copy of the delivery id that completed
-/// it (for the replay's log line): so 166 to 206 bytes per remembered delivery, plus its id's
-/// length (`examples/store_memory.rs` counts them: 181 to 220 with ids of 14 characters). The
-/// default capacity ([`DEFAULT_CAPACITY`], 500,000 keys, at most about 53 MB with such ids)
-/// covers 630 s of retention at about 400 deliveries per second.
+/// Each key takes 122 to 142 bytes of heap when the store is full (the LRU's 64-byte node, its
+/// share of the hash table, which is sized for the whole capacity up front but only touched as
+/// keys arrive, and about 39 bytes in the expiry index), and the message key keeps a copy of
+/// the delivery id that completed it (for the replay's log line): so 245 to 284 bytes per
+/// remembered delivery, plus its id's length (`examples/store_memory.rs` counts them: 259 to
+/// 298 with ids of 14 characters). The default capacity ([`DEFAULT_CAPACITY`], 500,000 keys,
+/// at most about 73 MB with such ids) covers 630 s of retention at about 400 deliveries per
+/// second.
 ///
 /// # When full
 ///
-/// Expired keys make room first. Past that, [`WhenFull`] decides: evict the least recently
-/// used key (the default), or refuse the claim. Each eviction of a key that had not expired is
-/// counted ([`premature_evictions`](Self::premature_evictions)) and, at most once a minute,
-/// logged at `warn` with the window the store actually protects at the observed rate and the
-/// capacity that rate needs.
+/// Expired keys make room first, wherever they are in the LRU order: an index by expiry finds
+/// them (a lookup and a removal in a B-tree, at most two per claim). Only when none has
+/// expired does [`WhenFull`] decide: evict the least recently used key (the default), or
+/// refuse the claim. Each eviction of a key that had not expired is counted
+/// ([`premature_evictions`](Self::premature_evictions)) and, at most once a minute, logged at
+/// `warn` with the window the store actually protects at the observed rate and the capacity
+/// that rate needs.
 ///
 /// Expiry follows the store's [`Clock`] (the system clock unless given another); nothing runs
 /// in the background.
@@ -147,25 +160,107 @@ pub struct MemoryStore {
 }
 
 struct State {
-    entries: LruCache<[u8; 16], Entry>,
+    entries: Table,
     /// Keys claimed since `since_ms`, for the rate in the warning.
     claimed: u64,
     since_ms: i64,
     last_warning_ms: Option<i64>,
 }
 
+/// The entries in LRU order, and the same keys ordered by expiry, so that a full store finds
+/// an expired key wherever it sits in the LRU order without walking the list. Every change
+/// goes through here, which keeps the two in step.
+struct Table {
+    entries: LruCache<[u8; 16], Entry>,
+    by_expiry: BTreeSet<(i64, [u8; 16])>,
+}
+
+impl Table {
+    fn new(capacity: NonZeroUsize) -> Self {
+        Self {
+            entries: LruCache::new(capacity),
+            by_expiry: BTreeSet::new(),
+        }
+    }
+
+    fn peek(&self, key: &[u8; 16]) -> Option<&Entry> {
+        self.entries.peek(key)
+    }
+
+    fn contains(&self, key: &[u8; 16]) -> bool {
+        self.entries.contains(key)
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn cap(&self) -> NonZeroUsize {
+        self.entries.cap()
+    }
+
+    /// Sets `key`'s entry, as the most recently used.
+    fn put(&mut self, key: [u8; 16], entry: Entry) {
+        let until_ms = entry.until_ms;
+        // `push` hands back the key's old entry, or the one it pushed out if the table was full.
+        if let Some((old_key, old)) = self.entries.push(key, entry) {
+            self.by_expiry.remove(&(old.until_ms, old_key));
+        }
+        self.by_expiry.insert((until_ms, key));
+    }
+
+    fn remove(&mut self, key: &[u8; 16]) -> Option<Entry> {
+        let entry = self.entries.pop(key)?;
+        self.by_expiry.remove(&(entry.until_ms, *key));
+        Some(entry)
+    }
+
+    fn pop_lru(&mut self) -> Option<Entry> {
+        let (key, entry) = self.entries.pop_lru()?;
+        self.by_expiry.remove(&(entry.until_ms, key));
+        Some(entry)
+    }
+
+    /// Removes the entry that expires first, if it has expired by `now`.
+    fn pop_expired(&mut self, now: i64) -> Option<Entry> {
+        let &(until_ms, key) = self.by_expiry.first()?;
+        if until_ms > now {
+            return None;
+        }
+        self.remove(&key)
+    }
+}
+
 impl MemoryStore {
     /// A store for at most `capacity` keys, on the system clock, evicting the oldest when full.
-    pub fn new(capacity: NonZeroUsize) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::OutOfRange`] if `capacity` is below [`MIN_CAPACITY`], the keys of one
+    /// delivery.
+    pub fn new(capacity: NonZeroUsize) -> Result<Self, ConfigError> {
         Self::with_clock(capacity, SystemClock)
     }
 
     /// A store for at most `capacity` keys whose expiry follows `clock`.
-    pub fn with_clock(capacity: NonZeroUsize, clock: impl Clock) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::OutOfRange`] if `capacity` is below [`MIN_CAPACITY`], the keys of one
+    /// delivery.
+    pub fn with_clock(capacity: NonZeroUsize, clock: impl Clock) -> Result<Self, ConfigError> {
+        if capacity < MIN_CAPACITY {
+            return Err(ConfigError::OutOfRange {
+                setting: "memory store capacity",
+                allowed: format!(
+                    "at least {MIN_CAPACITY} keys, the two of one delivery (its id and its message)"
+                ),
+            });
+        }
         let now = crate::clock::unix_ms(clock.unix_nanos());
-        Self {
+        Ok(Self {
             state: Mutex::new(State {
-                entries: LruCache::new(capacity),
+                entries: Table::new(capacity),
                 claimed: 0,
                 since_ms: now,
                 last_warning_ms: None,
@@ -174,7 +269,7 @@ impl MemoryStore {
             when_full: WhenFull::default(),
             evictions: AtomicU64::new(0),
             premature_evictions: AtomicU64::new(0),
-        }
+        })
     }
 
     /// What to do when the store is full (default [`WhenFull::EvictOldest`]).
@@ -253,7 +348,7 @@ impl MemoryStore {
         self.make_room(&mut state, now, new_keys)?;
         let entry = Entry::held(token, now.saturating_add(millis(lease)));
         for key in keys.all() {
-            state.entries.push(*key.digest(), entry.clone());
+            state.entries.put(*key.digest(), entry.clone());
         }
         state.claimed += new_keys as u64;
         Ok(Claim::Fresh)
@@ -266,23 +361,21 @@ impl MemoryStore {
             if state.entries.len() + needed <= capacity {
                 return Ok(());
             }
-            let Some((_, oldest)) = state.entries.peek_lru() else {
-                return Ok(());
-            };
-            let premature = oldest.live(now);
-            if premature && self.when_full == WhenFull::Refuse {
+            if state.entries.pop_expired(now).is_some() {
+                self.evictions.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            // Nothing has expired: every key is within its lease or retention.
+            if self.when_full == WhenFull::Refuse {
                 return Err(StoreError::new(format!(
                     "memory store full: all {capacity} keys are within their lease or \
                      retention; raise the capacity"
                 )));
             }
-            let evicted = state.entries.pop_lru().map(|(_, entry)| entry);
-            self.evictions.fetch_add(1, Ordering::Relaxed);
-            if premature {
+            if let Some(evicted) = state.entries.pop_lru() {
+                self.evictions.fetch_add(1, Ordering::Relaxed);
                 self.premature_evictions.fetch_add(1, Ordering::Relaxed);
-                if let Some(entry) = evicted {
-                    warn_forgetting(state, now, entry.until_ms - now, capacity);
-                }
+                warn_forgetting(state, now, evicted.until_ms - now, capacity);
             }
         }
         Ok(())
@@ -342,7 +435,7 @@ impl MemoryStore {
                 .peek(key.digest())
                 .is_some_and(|entry| !entry.is_completed() && entry.token == token.get())
             {
-                state.entries.pop(key.digest());
+                state.entries.remove(key.digest());
                 released += 1;
             }
         }
@@ -445,7 +538,8 @@ mod tests {
     fn store(capacity: usize) -> (MemoryStore, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::from_unix(1_764_000_000).expect("in range"));
         let capacity = NonZeroUsize::new(capacity).expect("non-zero");
-        (MemoryStore::with_clock(capacity, Arc::clone(&clock)), clock)
+        let store = MemoryStore::with_clock(capacity, Arc::clone(&clock)).expect("capacity");
+        (store, clock)
     }
 
     const LEASE: Duration = Duration::from_secs(30);
@@ -486,6 +580,37 @@ mod tests {
         }
         assert_eq!(store.evictions(), 10);
         assert_eq!(store.premature_evictions(), 0);
+    }
+
+    /// Claims, renewals, completions, releases, reclaimed and evicted keys: the expiry index
+    /// holds exactly the table's keys, at their expiries, after each.
+    #[test]
+    fn the_expiry_index_stays_in_step_with_the_table() {
+        let (store, clock) = store(6);
+        let in_step = |store: &MemoryStore| {
+            let state = store.lock();
+            let table = &state.entries;
+            assert_eq!(table.by_expiry.len(), table.entries.len());
+            for (key, entry) in table.entries.iter() {
+                assert!(table.by_expiry.contains(&(entry.until_ms, *key)));
+            }
+        };
+        let token = |n: usize| ClaimToken::new(n as u64 + 1);
+        for n in 0..3 {
+            claim(&store, n).expect("answer");
+        }
+        assert!(store.renew_now(&keys(0), token(0), LEASE * 2));
+        assert!(store.complete_now(&keys(1), token(1), LEASE * 20));
+        assert!(store.release_now(&keys(2), token(2)));
+        in_step(&store);
+        clock.advance(time::Duration::seconds(61));
+        // Delivery 0 has expired and makes room for 4; 5 evicts the live delivery 1.
+        for n in 3..6 {
+            claim(&store, n).expect("answer");
+            in_step(&store);
+        }
+        assert_eq!(store.evictions(), 4);
+        assert_eq!(store.premature_evictions(), 2);
     }
 
     #[test]

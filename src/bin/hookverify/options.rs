@@ -38,9 +38,16 @@ pub(crate) fn parse_store(
         redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], redis+unix:///PATH, and \
         postgres://USER[:PASSWORD]@HOST[:PORT]/DB (or postgresql://)";
     if text == "memory" {
-        return Ok(StoreChoice::Memory(
-            capacity.unwrap_or(hookverify::store::memory::DEFAULT_CAPACITY),
-        ));
+        use hookverify::store::memory::{DEFAULT_CAPACITY, MIN_CAPACITY};
+        let capacity = capacity.unwrap_or(DEFAULT_CAPACITY);
+        // Checked here, before anything starts, rather than when the store is built.
+        if capacity < MIN_CAPACITY {
+            return Err(format!(
+                "--capacity: at least {MIN_CAPACITY} keys, the two of one delivery (its id \
+                 and its message)"
+            ));
+        }
+        return Ok(StoreChoice::Memory(capacity));
     }
     let Some((scheme, rest)) = text.split_once("://") else {
         return Err(SUPPORTED.into());
@@ -198,6 +205,10 @@ mod tests {
             parse_store("memory", capacity),
             Ok(StoreChoice::Memory(c)) if Some(c) == capacity
         ));
+        let message = parse_store("memory", NonZeroUsize::new(1))
+            .err()
+            .unwrap_or_default();
+        assert!(message.starts_with("--capacity: at least 2"), "{message}");
         let message = parse_store("redis://:hunter2@db", capacity)
             .err()
             .unwrap_or_default();

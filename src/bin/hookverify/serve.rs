@@ -97,8 +97,8 @@ pub(crate) struct ServeArgs {
     store: String,
 
     /// Keys the memory store holds: two per delivery (its id and its message), each kept for
-    /// twice the tolerance plus 30 s; 166 to 206 bytes of memory per delivery when full, plus
-    /// its id's length [default: 500000, about 53 MB at most with ids of 14 characters, enough
+    /// twice the tolerance plus 30 s; 245 to 284 bytes of memory per delivery when full, plus
+    /// its id's length [default: 500000, about 73 MB at most with ids of 14 characters, enough
     /// for 400 deliveries/s; only with --store
     /// memory]
     #[arg(long, value_name = "KEYS")]
@@ -310,7 +310,10 @@ async fn start(config: Config, store: StoreChoice) -> Result<(), Failure> {
             } else {
                 WhenFull::EvictOldest
             };
-            let store = Arc::new(MemoryStore::new(capacity).when_full(policy));
+            // `parse_store` checked the capacity against the store's minimum.
+            let store = MemoryStore::new(capacity)
+                .map_err(|error| Failure::usage("serve", format!("--capacity: {error}")))?;
+            let store = Arc::new(store.when_full(policy));
             let label = format!("memory (capacity {capacity})");
             serve_with(config, Arc::clone(&store), &label).await?;
             if store.premature_evictions() > 0 {
