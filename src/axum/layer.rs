@@ -306,7 +306,7 @@ impl<St> VerifyLayer<St> {
     /// # use hookverify::{Duplicate, MemoryStore, Receiver, Verifier};
     /// use http::StatusCode;
     /// # let verifier = Verifier::builder().secret("current", "whsec_example").build()?;
-    /// # let store = MemoryStore::new(NonZeroUsize::new(1000).expect("non-zero"));
+    /// # let store = MemoryStore::new(NonZeroUsize::new(1000).expect("non-zero"))?;
     /// let receiver = Receiver::new(verifier, store);
     /// // Flag replays (the same signed bytes under another id) as conflicts.
     /// let layer = VerifyLayer::new(receiver.clone())
