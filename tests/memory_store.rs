@@ -174,6 +174,51 @@ async fn an_evicting_store_drops_expired_keys_before_live_ones() {
     assert_eq!(store.premature_evictions(), 0);
 }
 
+/// A delivery whose keys expired comes again (the same id, re-signed) into a full store: its
+/// own expired keys make its room, and no live key is pushed out, whichever of its two keys
+/// expires first in the store's order.
+#[tokio::test]
+async fn a_returning_delivery_reuses_its_expired_keys_and_evicts_nothing_live() {
+    for attempt in 0..8 {
+        let clock = Arc::new(hookverify::ManualClock::from_unix(1_764_000_000).expect("in range"));
+        let store = MemoryStore::with_clock(capacity(6), Arc::clone(&clock))
+            .expect("capacity")
+            .when_full(WhenFull::Refuse);
+        // Another id each attempt: which of a delivery's two keys sorts first is a coin flip.
+        let returning = format!("returning-{attempt}");
+        for (name, retain) in [("live-1", 630), (returning.as_str(), 150), ("live-2", 630)] {
+            let token = ClaimToken::random().expect("randomness");
+            let keys = delivery(name);
+            assert_eq!(
+                store.claim(&keys, token, LEASE).await.expect("store"),
+                Claim::Fresh
+            );
+            let retain = Duration::from_secs(retain);
+            assert!(store.complete(&keys, token, retain).await.expect("store"));
+        }
+        assert_eq!(store.len(), 6);
+        clock.advance(time::Duration::seconds(160));
+        let resigned = DeliveryKeys::new(
+            &Namespace::default(),
+            Some(&returning),
+            &MessageDigest::of(&[b"re-signed bytes"]),
+        );
+        let token = ClaimToken::random().expect("randomness");
+        let claim = store.claim(&resigned, token, LEASE).await.expect("room");
+        assert_eq!(claim, Claim::Fresh);
+        for name in ["live-1", "live-2"] {
+            let token = ClaimToken::random().expect("randomness");
+            let claim = store.claim(&delivery(name), token, LEASE).await;
+            assert_eq!(
+                claim.expect("store"),
+                Claim::Completed,
+                "{name} was forgotten"
+            );
+        }
+        assert_eq!(store.premature_evictions(), 0);
+    }
+}
+
 /// One delivery takes two keys: a store of one key would push out a claim's id key with its
 /// message key, so no delivery could be completed and each retry would be handled again. Such
 /// a capacity is refused when the store is built; two keys remember a delivery.

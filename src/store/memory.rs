@@ -340,7 +340,18 @@ impl MemoryStore {
                 _ => {}
             }
         }
-        // Room for both keys first, so that a refusal changes nothing.
+        // This delivery's own expired keys are free: gone first, so that making room can never
+        // pick one of them and leave the other key's insertion to push out a live one.
+        for key in keys.all() {
+            if state
+                .entries
+                .peek(key.digest())
+                .is_some_and(|entry| !entry.live(now))
+            {
+                state.entries.remove(key.digest());
+            }
+        }
+        // Room for both keys next, so that a refusal changes nothing more.
         let new_keys = keys
             .all()
             .filter(|key| !state.entries.contains(key.digest()))
