@@ -6,6 +6,8 @@
 //!   cloned from a state keyed once (SHA-256 or SHA-1), Ed25519's `verify` over the contiguous
 //!   signed bytes, or for `bearer` and `basic_auth`, the SHA-256 of the credential and one
 //!   constant-time comparison. `none` has no floor: it checks nothing.
+//! - `floor_verify` (the HMAC methods): that HMAC and its check against the expected tag, as
+//!   `hmac`'s own `Mac::verify_slice` does it: the bare HMAC *verify*.
 //!
 //! Run: `cargo bench --bench methods -- --warm-up-time 1 --measurement-time 3`.
 
@@ -109,6 +111,20 @@ fn bench_methods(c: &mut Criterion) {
                         mac.finalize().into_bytes()
                     });
                 });
+                let tag = keyed
+                    .clone()
+                    .chain_update(&prefix)
+                    .chain_update(&body)
+                    .finalize()
+                    .into_bytes();
+                group.bench_function("floor_verify", |b| {
+                    b.iter(|| {
+                        let mut mac = black_box(&keyed).clone();
+                        mac.update(black_box(&prefix));
+                        mac.update(black_box(&body));
+                        mac.verify_slice(black_box(&tag)).is_ok()
+                    });
+                });
             }
             Method::StandardWebhooks if v1a => {
                 let key = ed25519_dalek::SigningKey::from_bytes(&SW_SEED).verifying_key();
@@ -151,6 +167,20 @@ fn bench_methods(c: &mut Criterion) {
                         mac.update(black_box(&prefix));
                         mac.update(black_box(&body));
                         mac.finalize().into_bytes()
+                    });
+                });
+                let tag = keyed
+                    .clone()
+                    .chain_update(&prefix)
+                    .chain_update(&body)
+                    .finalize()
+                    .into_bytes();
+                group.bench_function("floor_verify", |b| {
+                    b.iter(|| {
+                        let mut mac = black_box(&keyed).clone();
+                        mac.update(black_box(&prefix));
+                        mac.update(black_box(&body));
+                        mac.verify_slice(black_box(&tag)).is_ok()
                     });
                 });
             }
