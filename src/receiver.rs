@@ -549,9 +549,10 @@ impl<S: DeliveryStore> ClaimGuard<S> {
     /// Call it only once the handler succeeded: from then on the claim is never released. If
     /// the store fails or is too slow, the completion is retried in the background until the
     /// lease ends, and the claim holds until then (a retry meanwhile is answered "in flight").
-    /// If the claim was lost (its lease ran out and another attempt took the delivery over),
-    /// the error is [`ReceiveError::ClaimLost`], logged at `error`: the delivery may have been
-    /// handled twice.
+    /// A claim whose lease ran out while nobody took the delivery over (renewals failed in a
+    /// store outage) is still completed. If the claim was lost (its lease ran out and another
+    /// attempt took the delivery over: it holds or completed it), the error is
+    /// [`ReceiveError::ClaimLost`], logged at `error`: the delivery may have been handled twice.
     pub async fn complete(mut self) -> Result<(), ReceiveError> {
         self.complete_in_place().await
     }
@@ -579,8 +580,8 @@ impl<S: DeliveryStore> ClaimGuard<S> {
                 tracing::error!(
                     target: "hookverify",
                     delivery_id = self.keys.delivery_id(),
-                    "claim lost before completion (lease ran out and another attempt took the \
-                     delivery over): it may have been handled twice"
+                    "claim lost before completion (its lease ran out and another attempt took \
+                     the delivery over: it holds or completed it): it may have been handled twice"
                 );
                 Err(ReceiveError::ClaimLost)
             }

@@ -362,9 +362,12 @@ pub(crate) fn millis(span: Duration) -> i64 {
 /// - **Idempotent for one token.** A key held by the claiming token counts as free: a claim
 ///   retried with the same token after a lost answer gets [`Claim::Fresh`] again.
 /// - **Fencing.** `renew`, `complete` and `release` check the token and change the keys in the
-///   same step, so a stale owner can never touch a newer claim. `renew` and `complete` act only
-///   if every key is still held by the token (`complete` also answers `true`, again, for keys
-///   the token already completed: stores keep the token of a completion); `release` frees each
+///   same step, so a stale owner can never touch a newer claim. `renew` acts only if every key
+///   is still held by the token. `complete` acts unless another token holds an unexpired claim
+///   on a key or completed one that is still retained: a key held by the token (even past its
+///   lease), or held by nobody any more (its lease lapsed and nobody took the delivery over), is
+///   the delivery's to record, since its handler ran; it also answers `true`, again, for keys
+///   the token already completed (stores keep the token of a completion). `release` frees each
 ///   key the token still holds. A completed key is never released.
 /// - **The store's own clock.** Leases and retention are measured on the store's clock (the
 ///   server's, for a networked store), never on the caller's: replicas whose clocks disagree
@@ -391,10 +394,13 @@ pub trait DeliveryStore: Send + Sync + 'static {
         lease: Duration,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Marks the delivery handled and remembers every key for `retain` from now. Answers
-    /// `true` if the token holds every key, or has already completed them (a completion whose
-    /// answer was lost can be retried); `false`, changing nothing, otherwise (its lease ran out
-    /// and another attempt took a key over, or it was released).
+    /// Marks the delivery handled and remembers every key for `retain` from now, completed by
+    /// this token. Answers `true` if each key is held by the token (its lease still running or
+    /// not), already completed by it (a completion whose answer was lost can be retried), or
+    /// free (absent, or expired: the lease lapsed, say while renewals failed in a store outage,
+    /// and nobody took the delivery over); `false`, changing nothing, if another token holds an
+    /// unexpired claim on a key or completed one: its lease ran out and another attempt took
+    /// the delivery over, so it may have been handled twice.
     fn complete(
         &self,
         keys: &DeliveryKeys,

@@ -46,7 +46,7 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = S>,
 {
-    let cases: [Case<S>; 19] = [
+    let cases: [Case<S>; 20] = [
         ("claim_is_exclusive", |s, n| {
             Box::pin(claim_is_exclusive(s, n))
         }),
@@ -82,6 +82,9 @@ where
         }),
         ("stale_token_is_fenced", |s, n| {
             Box::pin(stale_token_is_fenced(s, n))
+        }),
+        ("lapsed_untaken_claim_still_completes", |s, n| {
+            Box::pin(lapsed_untaken_claim_still_completes(s, n))
         }),
         ("keys_are_independent", |s, n| {
             Box::pin(keys_are_independent(s, n))
@@ -414,6 +417,46 @@ pub async fn stale_token_is_fenced<S: DeliveryStore>(store: Arc<S>, ns: Namespac
     assert_eq!(other(&*store, &retry).await, Claim::InFlight);
     assert!(complete(&*store, &retry, current, RETAIN).await);
     assert_eq!(other(&*store, &delivery).await, Claim::Completed);
+}
+
+/// A completion after the lease lapsed untaken (renewals failed while the store was out, and
+/// no other attempt claimed the delivery) still records the delivery: the handler ran. A
+/// replay under a fresh id is then `Replay`, the same id is `Completed`. Once another attempt
+/// took the delivery over and completed it, the stale owner's completion changes nothing.
+pub async fn lapsed_untaken_claim_still_completes<S: DeliveryStore>(store: Arc<S>, ns: Namespace) {
+    let delivery = keys(&ns, Some("dlv_lapsed"), "m_lapsed");
+    let token = fresh(&*store, &delivery, SHORT).await;
+    tokio::time::sleep(PAST_SHORT).await;
+    assert!(complete(&*store, &delivery, token, RETAIN).await);
+    let replay = keys(&ns, Some("dlv_replayed"), "m_lapsed");
+    assert_eq!(other(&*store, &replay).await, replay_of(Some("dlv_lapsed")));
+    assert_eq!(other(&*store, &delivery).await, Claim::Completed);
+    // Completed, not held: the token cannot release or renew it.
+    assert!(!release(&*store, &delivery, token).await);
+    assert_eq!(other(&*store, &delivery).await, Claim::Completed);
+    // Without an id, the message alone is recorded.
+    let anonymous = keys(&ns, None, "m_lapsed_anonymous");
+    let token = fresh(&*store, &anonymous, SHORT).await;
+    tokio::time::sleep(PAST_SHORT).await;
+    assert!(complete(&*store, &anonymous, token, RETAIN).await);
+    assert_eq!(other(&*store, &anonymous).await, replay_of(None));
+
+    // Taken over and completed by the provider's retry: the stale completion is refused.
+    let stale_delivery = keys(&ns, Some("dlv_taken"), "m_taken");
+    let stale = fresh(&*store, &stale_delivery, SHORT).await;
+    tokio::time::sleep(PAST_SHORT).await;
+    let current = fresh(&*store, &stale_delivery, LEASE).await;
+    assert!(complete(&*store, &stale_delivery, current, RETAIN).await);
+    assert!(!complete(&*store, &stale_delivery, stale, RETAIN).await);
+    // Only one key taken over (the retry, signed again, shares the id alone) is enough.
+    let half = keys(&ns, Some("dlv_half"), "m_half");
+    let stale = fresh(&*store, &half, SHORT).await;
+    tokio::time::sleep(PAST_SHORT).await;
+    let resigned = keys(&ns, Some("dlv_half"), "m_half_resigned");
+    fresh(&*store, &resigned, LEASE).await;
+    assert!(!complete(&*store, &half, stale, RETAIN).await);
+    // Refused, it wrote nothing: the message it did not take is still free.
+    fresh(&*store, &keys(&ns, Some("dlv_half_copy"), "m_half"), LEASE).await;
 }
 
 /// Claims on different deliveries, and on one delivery in different namespaces, do not

@@ -440,7 +440,7 @@ async fn scripts_get_spans_never_times_and_one_round_trip() {
 
     let calls: [(&str, Vec<&str>); 3] = [
         ("renew", vec![&decimal, "45000"]),
-        ("complete", vec![&decimal, "600000"]),
+        ("complete", vec![&decimal, "600000", "im", "dlv_arguments"]),
         ("release", vec![&decimal]),
     ];
     for (call, argv) in calls {

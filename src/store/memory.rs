@@ -107,6 +107,11 @@ impl Entry {
         self.live(now) && !self.is_completed() && self.token == token
     }
 
+    /// Held or completed by another token, unexpired: a key a completion must not take.
+    fn taken_from(&self, now: i64, token: u64) -> bool {
+        self.live(now) && self.token != token
+    }
+
     /// The delivery id that completed the key, if it was completed under one.
     fn completing_id(&self) -> Option<Arc<str>> {
         match &self.status {
@@ -390,21 +395,40 @@ impl MemoryStore {
         )
     }
 
-    fn complete_now(&self, keys: &DeliveryKeys, token: ClaimToken, retain: Duration) -> bool {
+    /// Completes every key unless another token holds or completed one: a key this token
+    /// holds (even past its lease), or that nobody holds any more, is the delivery's to record.
+    fn complete_now(
+        &self,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+        retain: Duration,
+    ) -> Result<bool, StoreError> {
         let (now, token) = (self.now_ms(), token.get());
-        let ours = |entry: &Entry| {
-            entry.held_by(now, token) || (entry.completed(now) && entry.token == token)
-        };
         let until_ms = now.saturating_add(millis(retain));
         // Copied before the lock is taken; only the message key keeps it.
         let mut delivery_id = keys.message().and(keys.delivery_id()).map(Box::from);
-        self.settle(keys, ours, |key| {
+        let mut state = self.lock();
+        let taken = keys.all().any(|key| {
+            (state.entries.peek(key.digest())).is_some_and(|entry| entry.taken_from(now, token))
+        });
+        if taken {
+            return Ok(false);
+        }
+        // A key whose lease lapsed may have been reclaimed meanwhile: room for it first.
+        let new_keys = keys
+            .all()
+            .filter(|key| !state.entries.contains(key.digest()))
+            .count();
+        self.make_room(&mut state, now, new_keys)?;
+        for key in keys.all() {
             let id = match Some(key) == keys.message() {
                 true => delivery_id.take(),
                 false => None,
             };
-            Entry::completed_by(token, until_ms, id.unwrap_or_default())
-        })
+            let entry = Entry::completed_by(token, until_ms, id.unwrap_or_default());
+            state.entries.put(*key.digest(), entry);
+        }
+        Ok(true)
     }
 
     /// If every key's entry passes `ours`, replaces each with `next(key)`.
@@ -500,7 +524,7 @@ impl DeliveryStore for MemoryStore {
         token: ClaimToken,
         retain: Duration,
     ) -> Result<bool, StoreError> {
-        Ok(self.complete_now(keys, token, retain))
+        self.complete_now(keys, token, retain)
     }
 
     async fn release(&self, keys: &DeliveryKeys, token: ClaimToken) -> Result<bool, StoreError> {
@@ -600,7 +624,11 @@ mod tests {
             claim(&store, n).expect("answer");
         }
         assert!(store.renew_now(&keys(0), token(0), LEASE * 2));
-        assert!(store.complete_now(&keys(1), token(1), LEASE * 20));
+        assert!(
+            store
+                .complete_now(&keys(1), token(1), LEASE * 20)
+                .expect("room")
+        );
         assert!(store.release_now(&keys(2), token(2)));
         in_step(&store);
         clock.advance(time::Duration::seconds(61));

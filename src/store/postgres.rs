@@ -37,7 +37,9 @@
 //!   function raises a private error, which rolls the subtransaction back. That undoes the
 //!   keys taken before *and* drops the row lock the losing `ON CONFLICT` took (PostgreSQL
 //!   locks the existing row even when the `WHERE` fails), so a losing claim holds nothing.
-//!   `renew` and `complete` act only if the token still holds every key, the same way;
+//!   `renew` acts only if the token still holds every key, the same way, and `complete`
+//!   only if no other token holds or completed one (a key whose lease lapsed untaken is still
+//!   the delivery's to record);
 //!   `release` deletes each key the token still holds and never a completed one.
 //! - **The server's clock.** Leases and retention are written and judged with the database's
 //!   `clock_timestamp()` (Unix milliseconds in `until_ms`), never with a time the client
@@ -91,7 +93,8 @@
 //!    [`StoreError`], and the provider retries). Then call the guard's
 //!    [`complete`](crate::ClaimGuard::complete): `complete` is idempotent for its token, so it
 //!    finds the delivery completed by this token and answers `Ok`. If `complete_in` answers
-//!    `false`, the lease ran out and another attempt may own the delivery: **roll back**.
+//!    `false`, the lease ran out and another attempt took the delivery over (it holds or
+//!    completed it): **roll back**.
 //! 4. On a rollback nothing is recorded: release the guard
 //!    ([`release`](crate::ClaimGuard::release)) so that the provider's retry is handled.
 //!
@@ -157,8 +160,9 @@ use crate::store::{Claim, ClaimToken, DeliveryKeys, DeliveryStore, StoreError, m
 /// server's clock) at which the lease or the retention ends, whether it was completed, and, on
 /// a message key, the delivery id that claimed it (kept once completed: a replay's answer names
 /// it). A table made by an earlier version of this crate is upgraded in place (its rows stay
-/// valid; a replay of a message completed before the upgrade names no id), and the claim
-/// function of the previous version stays, for its receivers during a rolling upgrade.
+/// valid; a replay of a message completed before the upgrade names no id), and the claim and
+/// completion functions of the previous version stay (calling the new ones), for its receivers
+/// during a rolling upgrade.
 pub const MIGRATION: &str = r#"
 CREATE TABLE IF NOT EXISTS hookverify_deliveries (
     key         text    PRIMARY KEY,
@@ -300,11 +304,14 @@ EXCEPTION WHEN SQLSTATE 'ZH001' THEN
 END
 $renew$;
 
--- Completes every key for `retain_ms` from now, if `claimant` holds them all. Keys it
--- already completed (an earlier call whose answer was lost, or `complete_in` in a committed
--- transaction) count as held and are left as they are.
+-- Completes every key for `retain_ms` from now, recording `holder` (the delivery id, or NULL)
+-- on the message key, unless another token holds (unexpired) or completed (retained) one. A
+-- key `claimant` holds is its own even past its lease, and so is a key nobody holds any more
+-- (the lease lapsed and nobody took the delivery over: the handler ran, so it is recorded).
+-- Keys it already completed (an earlier call whose answer was lost, or `complete_in` in a
+-- committed transaction) are left as they are.
 CREATE OR REPLACE FUNCTION hookverify_complete(
-    claim_keys text[], claimant bigint, retain_ms bigint, wait_ms integer
+    claim_keys text[], claimant bigint, retain_ms bigint, wait_ms integer, holder text
 ) RETURNS boolean
 LANGUAGE plpgsql
 SET lock_timeout = '2s'
@@ -316,15 +323,24 @@ BEGIN
         PERFORM set_config('lock_timeout', greatest(1, wait_ms
             - floor(extract(epoch FROM clock_timestamp() - started) * 1000))::bigint::text,
             true);
-        UPDATE hookverify_deliveries
-        SET until_ms = (extract(epoch FROM clock_timestamp()) * 1000)::bigint + retain_ms,
-            completed = true
-        WHERE key = claim_keys[i] AND token = claimant AND NOT completed
-          AND until_ms > (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+        INSERT INTO hookverify_deliveries AS d (key, token, until_ms, completed, delivery_id)
+        VALUES (claim_keys[i], claimant,
+                (extract(epoch FROM clock_timestamp()) * 1000)::bigint + retain_ms, true,
+                CASE WHEN split_part(claim_keys[i], ':', 2) = 'msg' THEN holder END)
+        ON CONFLICT (key) DO UPDATE
+            SET token = excluded.token,
+                until_ms = excluded.until_ms,
+                completed = true,
+                -- The claim recorded the id on the keys it holds: keep it.
+                delivery_id = CASE WHEN d.token = claimant
+                    THEN coalesce(d.delivery_id, excluded.delivery_id)
+                    ELSE excluded.delivery_id END
+            WHERE (d.token = claimant AND NOT d.completed)
+               OR d.until_ms <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
         IF NOT FOUND THEN
+            -- Unexpired and not held by `claimant`; this transaction holds the row's lock.
             PERFORM 1 FROM hookverify_deliveries
-            WHERE key = claim_keys[i] AND token = claimant AND completed
-              AND until_ms > (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+            WHERE key = claim_keys[i] AND token = claimant AND completed;
             IF NOT FOUND THEN
                 RAISE SQLSTATE 'ZH001';
             END IF;
@@ -335,6 +351,16 @@ EXCEPTION WHEN SQLSTATE 'ZH001' THEN
     RETURN false;
 END
 $complete$;
+
+-- The previous version's completion, which its receivers still call during a rolling upgrade:
+-- the same completion, recording no delivery id on a message key it did not hold.
+CREATE OR REPLACE FUNCTION hookverify_complete(
+    claim_keys text[], claimant bigint, retain_ms bigint, wait_ms integer
+) RETURNS boolean
+LANGUAGE sql
+AS $complete_previous$
+    SELECT hookverify_complete(claim_keys, claimant, retain_ms, wait_ms, NULL::text)
+$complete_previous$;
 
 -- Deletes every key `claimant` still holds (never a completed one); true if there was one.
 -- Each key is first probed with an upsert that changes nothing: it waits for a claim of the
@@ -446,19 +472,20 @@ impl Function {
 
     /// `$1` keys, `$2` token, then the lease or retention (ms) if the function takes one, and
     /// last the time left for lock waits (ms).
-    /// The claim also takes the delivery id (`$5`, recorded on the message key) and answers
-    /// two columns: its code and, on a replay, the delivery id that completed the message.
+    /// The claim and the completion also take the delivery id (`$5`, recorded on the message
+    /// key); the claim answers two columns: its code and, on a replay, the delivery id that
+    /// completed the message.
     fn sql(self) -> &'static str {
         match self {
             Self::Claim => "SELECT answer, completed_by FROM hookverify_claim($1, $2, $3, $4, $5)",
             Self::Renew => "SELECT hookverify_renew($1, $2, $3, $4)",
-            Self::Complete => "SELECT hookverify_complete($1, $2, $3, $4)",
+            Self::Complete => "SELECT hookverify_complete($1, $2, $3, $4, $5)",
             Self::Release => "SELECT hookverify_release($1, $2, $3)",
         }
     }
 
     fn types(self) -> &'static [Type] {
-        const CLAIM: [Type; 5] = [
+        const WITH_ID: [Type; 5] = [
             Type::TEXT_ARRAY,
             Type::INT8,
             Type::INT8,
@@ -468,8 +495,8 @@ impl Function {
         const SPANNED: [Type; 4] = [Type::TEXT_ARRAY, Type::INT8, Type::INT8, Type::INT4];
         const UNSPANNED: [Type; 3] = [Type::TEXT_ARRAY, Type::INT8, Type::INT4];
         match self {
-            Self::Claim => &CLAIM,
-            Self::Renew | Self::Complete => &SPANNED,
+            Self::Claim | Self::Complete => &WITH_ID,
+            Self::Renew => &SPANNED,
             Self::Release => &UNSPANNED,
         }
     }
@@ -484,7 +511,7 @@ struct Arguments<'a> {
     token: i64,
     span_ms: Option<i64>,
     wait_ms: i32,
-    /// The delivery id, which the claim records on the message key.
+    /// The delivery id, which the claim and the completion record on the message key.
     delivery_id: Option<&'a str>,
 }
 
@@ -510,7 +537,7 @@ impl<'a> Arguments<'a> {
             params.push(span);
         }
         params.push(&self.wait_ms);
-        if matches!(function, Function::Claim) {
+        if matches!(function, Function::Claim | Function::Complete) {
             params.push(&self.delivery_id);
         }
         params
@@ -690,7 +717,7 @@ impl PostgresStore {
 
     /// [`DeliveryStore::complete`] on `client`, typically the transaction that holds the
     /// handler's writes: the completion commits or rolls back with them. Answers `false` if
-    /// `token` no longer holds every key; then roll the transaction back. Bounded by the
+    /// another token holds or completed a key; then roll the transaction back. Bounded by the
     /// timeout.
     pub async fn complete_in<C>(
         &self,

@@ -17,9 +17,9 @@
 //!   timestamp window still uses each receiver's own clock: that is the provider's signature,
 //!   not the store.)
 //! - **Fencing by token.** The caller's [`ClaimToken`] is written into each held key; `renew`
-//!   and `complete` act only if every key still holds it, `release` deletes only the keys that
-//!   do. A worker whose lease ran out cannot touch the claim a newer worker took since, and a
-//!   completed key is never released.
+//!   acts only if every key still holds it, `complete` only if no key is held or completed by
+//!   another token, `release` deletes only the keys that hold it. A worker whose lease ran out
+//!   cannot touch the claim a newer worker took since, and a completed key is never released.
 //!
 //! # Key layout
 //!
@@ -48,10 +48,14 @@
 //!   and the replayed message's delivery id (empty otherwise).
 //! - **renew** (`ARGV`: token, lease in ms): `1` and `PEXPIRE lease` on every key if the token
 //!   holds all of them, else `0` and nothing changes.
-//! - **complete** (`ARGV`: token, retention in ms): `1` and every key set to `done:{token}`
-//!   (the message key keeping the delivery id its claim wrote) with `PX retention` if the token
-//!   holds (or already completed) all of them, else `0` and nothing changes. Keeping the token makes a repeated completion harmless: a completion
-//!   whose answer was lost can be retried.
+//! - **complete** (`ARGV`: token, retention in ms, the keys' kinds, the delivery id): `0`, and
+//!   nothing changes, if another token holds or completed any key; else `1` and every key set
+//!   to `done:{token}` (the message key keeping the `:{delivery id}` its claim wrote, or given
+//!   it if the key is gone) with `PX retention`. A
+//!   key the token holds or completed is its own, and so is a key Redis dropped when its lease
+//!   lapsed with nobody taking it over (renewals failed during an outage): the handler ran, so
+//!   the delivery is recorded. Keeping the token makes a repeated completion harmless: a
+//!   completion whose answer was lost can be retried.
 //! - **release** (`ARGV`: token): deletes each key the token still holds, answers how many.
 //!
 //! # Redis Cluster
@@ -180,10 +184,13 @@ return 1
     )
 });
 
-/// `KEYS`: the delivery's keys. `ARGV`: the token, the retention in ms.
-/// Answers 1 (every key is now `done:<token>` for the retention, the message key still
-/// followed by the delivery id its claim wrote) if the token holds or has completed every key,
-/// else 0.
+/// `KEYS`: the delivery's keys. `ARGV`: the token, the retention in ms, the keys' kinds (as for
+/// the claim), the delivery id (empty if none).
+/// Answers 0, changing nothing, if another token holds or completed a key; else 1, every key
+/// now `done:<token>` for the retention (the message key still followed by the delivery id its
+/// claim wrote, or by the one given if Redis dropped it). A key
+/// this token holds or completed is the delivery's, and so is a key nobody holds any more (its
+/// lease lapsed and Redis dropped it): the handler ran, so the delivery is recorded.
 static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -195,12 +202,18 @@ local done = 'done:' .. ARGV[1]
 local values = {}
 for i = 1, #KEYS do
   local value = redis.call('GET', KEYS[i])
-  if not (is(value, mine) or is(value, done)) then return 0 end
-  values[i] = value
+  if value and not (is(value, mine) or is(value, done)) then return 0 end
+  if value then
+    -- `held:` and `done:` are as long: the token and the delivery id after them stay.
+    values[i] = 'done:' .. string.sub(value, 6)
+  elseif string.sub(ARGV[3], i, i) == 'm' and ARGV[4] ~= '' then
+    values[i] = done .. ':' .. ARGV[4]
+  else
+    values[i] = done
+  end
 end
 for i = 1, #KEYS do
-  -- `held:` and `done:` are as long: the token and the delivery id after them stay.
-  redis.call('SET', KEYS[i], 'done:' .. string.sub(values[i], 6), 'PX', ARGV[2])
+  redis.call('SET', KEYS[i], values[i], 'PX', ARGV[2])
 end
 return 1
 ",
@@ -410,6 +423,18 @@ fn claim_answer(code: i64, id: &[u8]) -> Result<Claim, StoreError> {
     }
 }
 
+/// Adds the keys' kinds (`i` the id's, `m` the message's, one letter each in key order) and the
+/// delivery id (empty if none) to a script's arguments.
+fn with_kinds_and_id(invocation: &mut ScriptInvocation<'_>, keys: &DeliveryKeys) {
+    let kinds = match (keys.id(), keys.message()) {
+        (Some(_), Some(_)) => "im",
+        (Some(_), None) => "i",
+        _ => "m",
+    };
+    invocation.arg(kinds);
+    invocation.arg(keys.delivery_id().unwrap_or(""));
+}
+
 /// A lease or retention in whole milliseconds, from 1 ms to 100 years.
 fn span_ms(span: Duration) -> i64 {
     millis(span).min(MAX_SPAN_MS)
@@ -427,13 +452,7 @@ where
     ) -> Result<Claim, StoreError> {
         let mut invocation = self.invocation(&CLAIM, keys, token);
         invocation.arg(span_ms(lease));
-        let kinds = match (keys.id(), keys.message()) {
-            (Some(_), Some(_)) => "im",
-            (Some(_), None) => "i",
-            _ => "m",
-        };
-        invocation.arg(kinds);
-        invocation.arg(keys.delivery_id().unwrap_or(""));
+        with_kinds_and_id(&mut invocation, keys);
         let (code, id) = self.run::<(i64, Vec<u8>)>("claim", &invocation).await?;
         claim_answer(code, &id)
     }
@@ -457,6 +476,7 @@ where
     ) -> Result<bool, StoreError> {
         let mut invocation = self.invocation(&COMPLETE, keys, token);
         invocation.arg(span_ms(retain));
+        with_kinds_and_id(&mut invocation, keys);
         Ok(self.run::<i64>("complete", &invocation).await? == 1)
     }
 
