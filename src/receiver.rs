@@ -557,7 +557,9 @@ impl<S: DeliveryStore> ClaimGuard<S> {
         self.complete_in_place().await
     }
 
-    /// Gives the delivery back, so the provider's retry is handled.
+    /// Gives the delivery back, so the provider's retry is handled. Its signed bytes stay
+    /// remembered for the retention, as released by this delivery id: once the retry under this
+    /// id is handled, a copy of them under another id is a replay.
     pub async fn release(mut self) -> Result<(), ReceiveError> {
         self.release_in_place().await
     }
@@ -606,7 +608,8 @@ impl<S: DeliveryStore> ClaimGuard<S> {
         }
         self.stage = Stage::Releasing;
         self.stop_heartbeat();
-        let call = std::pin::pin!(self.store.release(&self.keys, self.token));
+        let retain = self.settings.retention;
+        let call = std::pin::pin!(self.store.release(&self.keys, self.token, retain));
         let answer = answered(bounded(self.settings.store_timeout, call).await, "release");
         self.stage = Stage::Settled;
         match answer {
@@ -700,7 +703,9 @@ fn spawn_settle<S: DeliveryStore>(
             let call = async {
                 match how {
                     Settle::Complete => store.complete(&keys, token, settings.retention).await,
-                    Settle::Release | Settle::TakeBack => store.release(&keys, token).await,
+                    Settle::Release | Settle::TakeBack => {
+                        store.release(&keys, token, settings.retention).await
+                    }
                 }
             };
             if let Ok(Ok(done)) = tokio::time::timeout(settings.store_timeout, call).await {

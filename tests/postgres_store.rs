@@ -359,7 +359,7 @@ async fn outage_fails_closed_then_recovers_without_rebuilding() {
         assert!(store.claim(&during, self::token(), LEASE).await.is_err());
         assert!(store.renew(&before, token, LEASE).await.is_err());
         assert!(store.complete(&before, token, RETAIN).await.is_err());
-        assert!(store.release(&before, token).await.is_err());
+        assert!(store.release(&before, token, RETAIN).await.is_err());
         assert!(started.elapsed() < Duration::from_secs(3));
     }
     let receiver =
@@ -441,7 +441,7 @@ async fn completion_commits_or_rolls_back_with_the_callers_transaction() {
     assert_eq!(effects(&store, &table).await, 0);
     // The rollback undid the completion: the claim is still held, and its owner releases it.
     assert_eq!(claim(&store, &keys).await, Claim::InFlight);
-    assert!(store.release(&keys, token).await.expect("release"));
+    assert!(store.release(&keys, token, RETAIN).await.expect("release"));
 
     let token = fresh(&store, &keys).await;
     {
@@ -474,7 +474,7 @@ async fn completion_commits_or_rolls_back_with_the_callers_transaction() {
             .expect("complete")
     );
     // A completed delivery can be neither released nor renewed by its old owner.
-    assert!(!store.release(&keys, token).await.expect("release"));
+    assert!(!store.release(&keys, token, RETAIN).await.expect("release"));
     assert!(!store.renew(&keys, token, LEASE).await.expect("renew"));
     assert_eq!(claim(&store, &keys).await, Claim::Completed);
 }
@@ -513,7 +513,7 @@ async fn rolled_back_claim_lapses_and_the_stale_owner_is_fenced() {
     );
     assert!(
         !store
-            .release_in(&*tx, &keys, stale)
+            .release_in(&*tx, &keys, stale, RETAIN)
             .await
             .expect("release_in")
     );
