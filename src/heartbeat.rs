@@ -248,6 +248,7 @@ mod tests {
             &self,
             _: &DeliveryKeys,
             _: ClaimToken,
+            _: Duration,
         ) -> impl Future<Output = Result<bool, StoreError>> + Send {
             ready(Err(StoreError::new("the heartbeat never releases")))
         }

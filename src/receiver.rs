@@ -549,14 +549,17 @@ impl<S: DeliveryStore> ClaimGuard<S> {
     /// Call it only once the handler succeeded: from then on the claim is never released. If
     /// the store fails or is too slow, the completion is retried in the background until the
     /// lease ends, and the claim holds until then (a retry meanwhile is answered "in flight").
-    /// If the claim was lost (its lease ran out and another attempt took the delivery over),
-    /// the error is [`ReceiveError::ClaimLost`], logged at `error`: the delivery may have been
-    /// handled twice.
+    /// A claim whose lease ran out while nobody took the delivery over (renewals failed in a
+    /// store outage) is still completed. If the claim was lost (its lease ran out and another
+    /// attempt took the delivery over: it holds or completed it), the error is
+    /// [`ReceiveError::ClaimLost`], logged at `error`: the delivery may have been handled twice.
     pub async fn complete(mut self) -> Result<(), ReceiveError> {
         self.complete_in_place().await
     }
 
-    /// Gives the delivery back, so the provider's retry is handled.
+    /// Gives the delivery back, so the provider's retry is handled. Its signed bytes stay
+    /// remembered for the retention, as released by this delivery id: once the retry under this
+    /// id is handled, a copy of them under another id is a replay.
     pub async fn release(mut self) -> Result<(), ReceiveError> {
         self.release_in_place().await
     }
@@ -579,8 +582,8 @@ impl<S: DeliveryStore> ClaimGuard<S> {
                 tracing::error!(
                     target: "hookverify",
                     delivery_id = self.keys.delivery_id(),
-                    "claim lost before completion (lease ran out and another attempt took the \
-                     delivery over): it may have been handled twice"
+                    "claim lost before completion (its lease ran out and another attempt took \
+                     the delivery over: it holds or completed it): it may have been handled twice"
                 );
                 Err(ReceiveError::ClaimLost)
             }
@@ -605,7 +608,8 @@ impl<S: DeliveryStore> ClaimGuard<S> {
         }
         self.stage = Stage::Releasing;
         self.stop_heartbeat();
-        let call = std::pin::pin!(self.store.release(&self.keys, self.token));
+        let retain = self.settings.retention;
+        let call = std::pin::pin!(self.store.release(&self.keys, self.token, retain));
         let answer = answered(bounded(self.settings.store_timeout, call).await, "release");
         self.stage = Stage::Settled;
         match answer {
@@ -699,7 +703,9 @@ fn spawn_settle<S: DeliveryStore>(
             let call = async {
                 match how {
                     Settle::Complete => store.complete(&keys, token, settings.retention).await,
-                    Settle::Release | Settle::TakeBack => store.release(&keys, token).await,
+                    Settle::Release | Settle::TakeBack => {
+                        store.release(&keys, token, settings.retention).await
+                    }
                 }
             };
             if let Ok(Ok(done)) = tokio::time::timeout(settings.store_timeout, call).await {

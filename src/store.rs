@@ -103,11 +103,14 @@ pub enum Claim {
     /// The delivery id was completed and is still retained: a duplicate.
     Completed,
     /// The message key was completed under another delivery id: a replay of accepted bytes.
+    /// Or it was released by an attempt under another delivery id (its handler failed) that has
+    /// completed since (the provider's retry, signed again): a copy of the failed attempt.
     Replay {
-        /// The delivery id that completed the message key (the one whose handler ran), for the
-        /// logs: a replay under a fresh id is then seen next to the delivery it copies. `None`
-        /// when the message was completed without an id (methods that dedupe on the message
-        /// alone: Stripe, Slack), or by a store or an earlier version that did not record one.
+        /// The delivery id that completed the message key (the one whose handler ran), or whose
+        /// failed attempt released it, for the logs: a replay under a fresh id is then seen
+        /// next to the delivery it copies. `None` when the message was completed without an id
+        /// (methods that dedupe on the message alone: Stripe, Slack), or by a store or an
+        /// earlier version that did not record one.
         completed_by: Option<Arc<str>>,
     },
 }
@@ -357,15 +360,29 @@ pub(crate) fn millis(span: Duration) -> i64 {
 ///   completed and is retained; [`Claim::InFlight`] if any key is held by another token whose
 ///   lease has not ended; [`Claim::Replay`] if the message key was completed, with the delivery
 ///   id it was completed under (`completed_by`: recorded with the key, in the same step as the
-///   claim or the completion that wrote it; `None` if that delivery had no id); else
-///   [`Claim::Fresh`], and every key is now held by `token` for `lease`.
+///   claim or the completion that wrote it; `None` if that delivery had no id), or if it was
+///   released by an attempt under another delivery id (than the claim's, or the claim has none)
+///   whose id key is now completed (the provider's retry, signed again, was handled), with that
+///   id; else [`Claim::Fresh`], and every key is now held by `token` for `lease`. A message key
+///   released under an id that another token holds is [`Claim::InFlight`]; released under an id
+///   neither completed nor held (the claim's own: the provider's retry with the same bytes; or
+///   another, which may be the genuine delivery and the failed attempt a copy) it is free.
 /// - **Idempotent for one token.** A key held by the claiming token counts as free: a claim
 ///   retried with the same token after a lost answer gets [`Claim::Fresh`] again.
 /// - **Fencing.** `renew`, `complete` and `release` check the token and change the keys in the
-///   same step, so a stale owner can never touch a newer claim. `renew` and `complete` act only
-///   if every key is still held by the token (`complete` also answers `true`, again, for keys
-///   the token already completed: stores keep the token of a completion); `release` frees each
-///   key the token still holds. A completed key is never released.
+///   same step, so a stale owner can never touch a newer claim. `renew` acts only if every key
+///   is still held by the token. `complete` acts unless another token holds an unexpired claim
+///   on a key or completed one that is still retained: a key held by the token (even past its
+///   lease), or held by nobody any more (its lease lapsed and nobody took the delivery over), is
+///   the delivery's to record, since its handler ran; it also answers `true`, again, for keys
+///   the token already completed (stores keep the token of a completion); a released key counts
+///   as free. `release` frees each key the token still holds: it deletes the delivery id's key
+///   (so the provider's retry under that id is fresh) and keeps the message key, released by
+///   that delivery id, for `retain` (a copy of the failed attempt's bytes under another id is
+///   then a [`Claim::Replay`] once that id completed, so it no longer runs the handler after
+///   the retry completed under a new signature); a message key of a delivery without an id is
+///   deleted. A released key is
+///   held by no token: nothing renews or releases it. A completed key is never released.
 /// - **The store's own clock.** Leases and retention are measured on the store's clock (the
 ///   server's, for a networked store), never on the caller's: replicas whose clocks disagree
 ///   cannot shorten a lease.
@@ -391,10 +408,13 @@ pub trait DeliveryStore: Send + Sync + 'static {
         lease: Duration,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Marks the delivery handled and remembers every key for `retain` from now. Answers
-    /// `true` if the token holds every key, or has already completed them (a completion whose
-    /// answer was lost can be retried); `false`, changing nothing, otherwise (its lease ran out
-    /// and another attempt took a key over, or it was released).
+    /// Marks the delivery handled and remembers every key for `retain` from now, completed by
+    /// this token. Answers `true` if each key is held by the token (its lease still running or
+    /// not), already completed by it (a completion whose answer was lost can be retried), or
+    /// free (absent, or expired: the lease lapsed, say while renewals failed in a store outage,
+    /// and nobody took the delivery over); `false`, changing nothing, if another token holds an
+    /// unexpired claim on a key or completed one: its lease ran out and another attempt took
+    /// the delivery over, so it may have been handled twice.
     fn complete(
         &self,
         keys: &DeliveryKeys,
@@ -402,12 +422,16 @@ pub trait DeliveryStore: Send + Sync + 'static {
         retain: Duration,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Gives up every key the token still holds, so the next claim is fresh. Answers `false` if
-    /// the token held none of them.
+    /// Gives up every key the token still holds, so that the provider's retry (under the same
+    /// delivery id) is fresh. The message key of a delivery with an id is kept for `retain`
+    /// from now, released by that id: a claim of the same bytes under another id is a
+    /// [`Claim::Replay`] once that id completed. Answers `false` if the token held none of the
+    /// keys.
     fn release(
         &self,
         keys: &DeliveryKeys,
         token: ClaimToken,
+        retain: Duration,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
@@ -443,8 +467,9 @@ impl<S: DeliveryStore> DeliveryStore for Arc<S> {
         &self,
         keys: &DeliveryKeys,
         token: ClaimToken,
+        retain: Duration,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).release(keys, token)
+        (**self).release(keys, token, retain)
     }
 }
 

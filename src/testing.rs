@@ -46,7 +46,7 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = S>,
 {
-    let cases: [Case<S>; 19] = [
+    let cases: [Case<S>; 22] = [
         ("claim_is_exclusive", |s, n| {
             Box::pin(claim_is_exclusive(s, n))
         }),
@@ -83,6 +83,9 @@ where
         ("stale_token_is_fenced", |s, n| {
             Box::pin(stale_token_is_fenced(s, n))
         }),
+        ("lapsed_untaken_claim_still_completes", |s, n| {
+            Box::pin(lapsed_untaken_claim_still_completes(s, n))
+        }),
         ("keys_are_independent", |s, n| {
             Box::pin(keys_are_independent(s, n))
         }),
@@ -100,6 +103,12 @@ where
         }),
         ("released_delivery_is_handled_again", |s, n| {
             Box::pin(released_delivery_is_handled_again(s, n))
+        }),
+        ("released_message_is_kept_for_its_id", |s, n| {
+            Box::pin(released_message_is_kept_for_its_id(s, n))
+        }),
+        ("replay_of_a_released_attempt_is_not_handled", |s, n| {
+            Box::pin(replay_of_a_released_attempt_is_not_handled(s, n))
         }),
         ("dropped_guard_releases", |s, n| {
             Box::pin(dropped_guard_releases(s, n))
@@ -179,8 +188,18 @@ async fn renew<S: DeliveryStore>(
 }
 
 async fn release<S: DeliveryStore>(store: &S, keys: &DeliveryKeys, token: ClaimToken) -> bool {
+    release_for(store, keys, token, RETAIN).await
+}
+
+/// Releases, keeping a released message key for `retain`.
+async fn release_for<S: DeliveryStore>(
+    store: &S,
+    keys: &DeliveryKeys,
+    token: ClaimToken,
+    retain: Duration,
+) -> bool {
     store
-        .release(keys, token)
+        .release(keys, token, retain)
         .await
         .unwrap_or_else(|error| panic!("release failed: {error}"))
 }
@@ -414,6 +433,46 @@ pub async fn stale_token_is_fenced<S: DeliveryStore>(store: Arc<S>, ns: Namespac
     assert_eq!(other(&*store, &retry).await, Claim::InFlight);
     assert!(complete(&*store, &retry, current, RETAIN).await);
     assert_eq!(other(&*store, &delivery).await, Claim::Completed);
+}
+
+/// A completion after the lease lapsed untaken (renewals failed while the store was out, and
+/// no other attempt claimed the delivery) still records the delivery: the handler ran. A
+/// replay under a fresh id is then `Replay`, the same id is `Completed`. Once another attempt
+/// took the delivery over and completed it, the stale owner's completion changes nothing.
+pub async fn lapsed_untaken_claim_still_completes<S: DeliveryStore>(store: Arc<S>, ns: Namespace) {
+    let delivery = keys(&ns, Some("dlv_lapsed"), "m_lapsed");
+    let token = fresh(&*store, &delivery, SHORT).await;
+    tokio::time::sleep(PAST_SHORT).await;
+    assert!(complete(&*store, &delivery, token, RETAIN).await);
+    let replay = keys(&ns, Some("dlv_replayed"), "m_lapsed");
+    assert_eq!(other(&*store, &replay).await, replay_of(Some("dlv_lapsed")));
+    assert_eq!(other(&*store, &delivery).await, Claim::Completed);
+    // Completed, not held: the token cannot release or renew it.
+    assert!(!release(&*store, &delivery, token).await);
+    assert_eq!(other(&*store, &delivery).await, Claim::Completed);
+    // Without an id, the message alone is recorded.
+    let anonymous = keys(&ns, None, "m_lapsed_anonymous");
+    let token = fresh(&*store, &anonymous, SHORT).await;
+    tokio::time::sleep(PAST_SHORT).await;
+    assert!(complete(&*store, &anonymous, token, RETAIN).await);
+    assert_eq!(other(&*store, &anonymous).await, replay_of(None));
+
+    // Taken over and completed by the provider's retry: the stale completion is refused.
+    let stale_delivery = keys(&ns, Some("dlv_taken"), "m_taken");
+    let stale = fresh(&*store, &stale_delivery, SHORT).await;
+    tokio::time::sleep(PAST_SHORT).await;
+    let current = fresh(&*store, &stale_delivery, LEASE).await;
+    assert!(complete(&*store, &stale_delivery, current, RETAIN).await);
+    assert!(!complete(&*store, &stale_delivery, stale, RETAIN).await);
+    // Only one key taken over (the retry, signed again, shares the id alone) is enough.
+    let half = keys(&ns, Some("dlv_half"), "m_half");
+    let stale = fresh(&*store, &half, SHORT).await;
+    tokio::time::sleep(PAST_SHORT).await;
+    let resigned = keys(&ns, Some("dlv_half"), "m_half_resigned");
+    fresh(&*store, &resigned, LEASE).await;
+    assert!(!complete(&*store, &half, stale, RETAIN).await);
+    // Refused, it wrote nothing: the message it did not take is still free.
+    fresh(&*store, &keys(&ns, Some("dlv_half_copy"), "m_half"), LEASE).await;
 }
 
 /// Claims on different deliveries, and on one delivery in different namespaces, do not
@@ -681,6 +740,113 @@ pub async fn released_delivery_is_handled_again<S: DeliveryStore>(store: Arc<S>,
         .unwrap_or_else(|error| panic!("complete: {error}"));
     assert!(matches!(
         receive(&receiver, &headers, body).await,
+        Outcome::Duplicate(Duplicate::Completed)
+    ));
+}
+
+/// A released delivery frees its id but keeps its message key, released by that id, for the
+/// retention: the same bytes under the same id (the provider's retry) are fresh; under another
+/// id they are in flight while that id is held, and a replay naming it once that id completed
+/// (its retry, signed again), but fresh before (the other id may be the genuine delivery, and
+/// the failed one a copy). The marker blocks nothing once its retention ends. Without an id,
+/// the message key is simply freed.
+pub async fn released_message_is_kept_for_its_id<S: DeliveryStore>(store: Arc<S>, ns: Namespace) {
+    let attempt = keys(&ns, Some("dlv_failed"), "m_attempt_1");
+    let token = fresh(&*store, &attempt, LEASE).await;
+    assert!(release(&*store, &attempt, token).await);
+    // The provider's retry with the same bytes: fresh, and released again when it fails too.
+    let token = fresh(&*store, &attempt, LEASE).await;
+    let copy = keys(&ns, Some("dlv_copy"), "m_attempt_1");
+    assert_eq!(other(&*store, &copy).await, Claim::InFlight);
+    assert!(release(&*store, &attempt, token).await);
+    // Held by no token: a stale release or renewal of it does nothing.
+    assert!(!release(&*store, &attempt, token).await);
+    assert!(!renew(&*store, &attempt, token, LEASE).await);
+    // The retry signed again: new bytes under the same id, fresh; the copy waits for it.
+    let retry = keys(&ns, Some("dlv_failed"), "m_attempt_2");
+    let token = fresh(&*store, &retry, LEASE).await;
+    assert_eq!(other(&*store, &copy).await, Claim::InFlight);
+    assert!(complete(&*store, &retry, token, RETAIN).await);
+    assert_eq!(other(&*store, &copy).await, replay_of(Some("dlv_failed")));
+    assert_eq!(other(&*store, &attempt).await, Claim::Completed);
+    // The copies took nothing: their id is free.
+    fresh(&*store, &keys(&ns, Some("dlv_copy"), "m_copy_own"), LEASE).await;
+
+    // A failed copy that came first does not drop the delivery it copied.
+    let copied_first = keys(&ns, Some("dlv_first_copy"), "m_raced");
+    let token = fresh(&*store, &copied_first, LEASE).await;
+    assert!(release(&*store, &copied_first, token).await);
+    fresh(&*store, &keys(&ns, Some("dlv_genuine"), "m_raced"), LEASE).await;
+
+    // Without an id, nothing is kept.
+    let anonymous = keys(&ns, None, "m_released_anonymous");
+    let token = fresh(&*store, &anonymous, LEASE).await;
+    assert!(release(&*store, &anonymous, token).await);
+    fresh(&*store, &anonymous, LEASE).await;
+
+    // The marker lasts the retention given to the release, on the store's clock.
+    let brief = keys(&ns, Some("dlv_brief"), "m_brief");
+    let token = fresh(&*store, &brief, LEASE).await;
+    assert!(release_for(&*store, &brief, token, SHORT).await);
+    let resigned = keys(&ns, Some("dlv_brief"), "m_brief_resigned");
+    let token = fresh(&*store, &resigned, LEASE).await;
+    assert!(complete(&*store, &resigned, token, RETAIN).await);
+    let late_copy = keys(&ns, Some("dlv_late_copy"), "m_brief");
+    assert_eq!(
+        other(&*store, &late_copy).await,
+        replay_of(Some("dlv_brief"))
+    );
+    tokio::time::sleep(PAST_SHORT).await;
+    fresh(&*store, &late_copy, LEASE).await;
+
+    // A lapsed claim completed over a released key records the delivery.
+    let lapsed = keys(&ns, Some("dlv_lapsed_first"), "m_released_then_done");
+    let first = fresh(&*store, &lapsed, SHORT).await;
+    tokio::time::sleep(PAST_SHORT).await;
+    let taker = keys(&ns, Some("dlv_taker"), "m_released_then_done");
+    let second = fresh(&*store, &taker, LEASE).await;
+    assert!(release(&*store, &taker, second).await);
+    assert!(complete(&*store, &lapsed, first, RETAIN).await);
+    assert_eq!(
+        other(&*store, &taker).await,
+        replay_of(Some("dlv_lapsed_first"))
+    );
+}
+
+/// Through a receiver: an attempt whose handler failed is released; the provider's retry,
+/// signed again, is handled; a captured copy of the failed attempt replayed under a fresh id
+/// inside its window is a replay, and its handler does not run again.
+pub async fn replay_of_a_released_attempt_is_not_handled<S: DeliveryStore>(
+    store: Arc<S>,
+    ns: Namespace,
+) {
+    let clock = clock();
+    let receiver = receiver(store, &clock, ns);
+    let body = br#"{"type":"run.finished","n":1}"#;
+    let first = signed(&clock, "dlv_released", body);
+    let Outcome::Fresh(guard) = receive(&receiver, &first, body).await else {
+        panic!("the first attempt must be fresh");
+    };
+    guard
+        .release()
+        .await
+        .unwrap_or_else(|error| panic!("release: {error}"));
+    clock.advance(time::Duration::seconds(1));
+    let retry = signed(&clock, "dlv_released", body);
+    let Outcome::Fresh(guard) = receive(&receiver, &retry, body).await else {
+        panic!("the provider's retry must be fresh");
+    };
+    guard
+        .complete()
+        .await
+        .unwrap_or_else(|error| panic!("complete: {error}"));
+    let copy = with_id(&first, "dlv_attacker");
+    assert!(matches!(
+        receive(&receiver, &copy, body).await,
+        Outcome::Duplicate(Duplicate::Replay)
+    ));
+    assert!(matches!(
+        receive(&receiver, &first, body).await,
         Outcome::Duplicate(Duplicate::Completed)
     ));
 }

@@ -672,7 +672,12 @@ impl DeliveryStore for BrokenStore {
     ) -> Result<bool, StoreError> {
         Err(StoreError::new("connection refused"))
     }
-    async fn release(&self, _: &DeliveryKeys, _: ClaimToken) -> Result<bool, StoreError> {
+    async fn release(
+        &self,
+        _: &DeliveryKeys,
+        _: ClaimToken,
+        _: Duration,
+    ) -> Result<bool, StoreError> {
         Err(StoreError::new("connection refused"))
     }
 }
@@ -706,8 +711,13 @@ impl DeliveryStore for HangingComplete {
     ) -> Result<bool, StoreError> {
         std::future::pending().await
     }
-    async fn release(&self, keys: &DeliveryKeys, token: ClaimToken) -> Result<bool, StoreError> {
-        self.0.release(keys, token).await
+    async fn release(
+        &self,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+        retain: Duration,
+    ) -> Result<bool, StoreError> {
+        self.0.release(keys, token, retain).await
     }
 }
 
@@ -809,8 +819,13 @@ impl DeliveryStore for LateClaims {
     ) -> Result<bool, StoreError> {
         self.store.complete(keys, token, retain).await
     }
-    async fn release(&self, keys: &DeliveryKeys, token: ClaimToken) -> Result<bool, StoreError> {
-        self.store.release(keys, token).await
+    async fn release(
+        &self,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+        retain: Duration,
+    ) -> Result<bool, StoreError> {
+        self.store.release(keys, token, retain).await
     }
 }
 
@@ -901,7 +916,12 @@ impl DeliveryStore for RefusingStore {
     ) -> Result<bool, StoreError> {
         Ok(false)
     }
-    async fn release(&self, _: &DeliveryKeys, _: ClaimToken) -> Result<bool, StoreError> {
+    async fn release(
+        &self,
+        _: &DeliveryKeys,
+        _: ClaimToken,
+        _: Duration,
+    ) -> Result<bool, StoreError> {
         self.releases.fetch_add(1, Ordering::SeqCst);
         Ok(false)
     }
@@ -971,7 +991,12 @@ impl DeliveryStore for DownAfterAWait {
     ) -> Result<bool, StoreError> {
         Self::fail().await
     }
-    async fn release(&self, _: &DeliveryKeys, token: ClaimToken) -> Result<bool, StoreError> {
+    async fn release(
+        &self,
+        _: &DeliveryKeys,
+        token: ClaimToken,
+        _: Duration,
+    ) -> Result<bool, StoreError> {
         self.released
             .lock()
             .expect("not poisoned")

@@ -40,6 +40,7 @@ use servers::PostgresServer;
 const SECRET: &str = "whsec_faults";
 const TABLE: &str = "hookverify_deliveries";
 const LEASE: Duration = Duration::from_secs(30);
+const RETAIN: Duration = Duration::from_secs(600);
 /// The receivers' clock: 2025-11-24T16:00:00Z, whatever the real time is.
 const START_UNIX: i64 = 1_764_000_000;
 
@@ -572,7 +573,12 @@ async fn a_claim_whose_answer_was_lost_is_idempotent_and_releasable() {
             .expect("claim"),
         Claim::InFlight
     );
-    assert!(store.release(&delivery, token).await.expect("release"));
+    assert!(
+        store
+            .release(&delivery, token, RETAIN)
+            .await
+            .expect("release")
+    );
     assert_eq!(
         store
             .claim(&delivery, self::token(), LEASE)

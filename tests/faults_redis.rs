@@ -161,9 +161,9 @@ async fn a_stalled_store_orphans_nothing() {
             panic!("the retry after the stall must be fresh, got {kind:?} (an orphaned claim)")
         }
     }
-    // The stalled claim did land once the server woke up, and was taken back: its two keys
-    // were deleted by the release script.
-    assert_eq!(calls(&mut admin, "del").await - deletes_before, 2);
+    // The stalled claim did land once the server woke up, and was taken back: its id key was
+    // deleted by the release script (its message key is kept, released by its id).
+    assert_eq!(calls(&mut admin, "del").await - deletes_before, 1);
     let again = receiver.receive(&headers, body).await.expect("receive");
     assert!(matches!(again, Outcome::Duplicate(Duplicate::Completed)));
     eprintln!("stalled store: {:?}", started.elapsed());
@@ -268,14 +268,14 @@ async fn a_claim_whose_answer_was_lost_is_recognised_by_its_token() {
         store.claim(&keys, token(), LEASE).await.expect("claim"),
         Claim::InFlight
     );
-    assert!(store.release(&keys, owner).await.expect("release"));
+    assert!(store.release(&keys, owner, RETAIN).await.expect("release"));
     let next = token();
     assert_eq!(
         store.claim(&keys, next, LEASE).await.expect("claim"),
         Claim::Fresh
     );
     // The old token can do nothing to the new claim.
-    assert!(!store.release(&keys, owner).await.expect("release"));
+    assert!(!store.release(&keys, owner, RETAIN).await.expect("release"));
     assert!(
         !store
             .complete(&keys, owner, RETAIN)
@@ -440,8 +440,8 @@ async fn scripts_get_spans_never_times_and_one_round_trip() {
 
     let calls: [(&str, Vec<&str>); 3] = [
         ("renew", vec![&decimal, "45000"]),
-        ("complete", vec![&decimal, "600000"]),
-        ("release", vec![&decimal]),
+        ("complete", vec![&decimal, "600000", "im", "dlv_arguments"]),
+        ("release", vec![&decimal, "600000", "im", "dlv_arguments"]),
     ];
     for (call, argv) in calls {
         match call {
@@ -457,7 +457,7 @@ async fn scripts_get_spans_never_times_and_one_round_trip() {
                     .await
                     .expect("complete")
             ),
-            _ => assert!(!store.release(&keys, owner).await.expect("release")),
+            _ => assert!(!store.release(&keys, owner, RETAIN).await.expect("release")),
         }
         let commands = take();
         // First use of each script: NOSCRIPT, SCRIPT LOAD, EVALSHA; the EVALSHA is the same.
@@ -475,7 +475,12 @@ async fn scripts_get_spans_never_times_and_one_round_trip() {
         Claim::Fresh
     );
     assert!(store.renew(&other, second, LEASE).await.expect("renew"));
-    assert!(store.release(&other, second).await.expect("release"));
+    assert!(
+        store
+            .release(&other, second, RETAIN)
+            .await
+            .expect("release")
+    );
     assert_eq!(
         store.claim(&other, second, LEASE).await.expect("claim"),
         Claim::Fresh

@@ -48,8 +48,8 @@ async fn concurrent_use_never_exceeds_capacity() {
                     assert_eq!(claim, Claim::Fresh, "every delivery is new");
                     assert!(store.len() <= 500);
                     if n % 2 == 0 {
-                        // `false` if the other tasks pushed the keys out since the claim: not
-                        // an error.
+                        // If the other tasks pushed the keys out since the claim, nobody
+                        // holds them: the completion writes them again.
                         store
                             .complete(&keys, token, Duration::from_secs(600))
                             .await
@@ -62,9 +62,14 @@ async fn concurrent_use_never_exceeds_capacity() {
     for task in tasks {
         task.await.expect("task");
     }
-    // Two keys per delivery.
+    // Two keys per delivery, and a completion writes again the keys pushed out since its claim.
     assert_eq!(store.len(), 500);
-    assert_eq!(store.evictions(), 2 * 16 * 100 - 500);
+    let written = 2 * 16 * 100..=2 * 16 * 100 + 2 * 16 * 50;
+    assert!(
+        written.contains(&(store.evictions() + 500)),
+        "{} evictions",
+        store.evictions()
+    );
     assert_eq!(store.premature_evictions(), store.evictions());
 }
 

@@ -202,9 +202,9 @@ async fn migration_upgrades_the_previous_table() {
 
 /// A database made by the version before the claim recorded delivery ids (its table and
 /// functions, verbatim) is upgraded in place: a message it completed is still a replay (naming
-/// no id, since none was recorded), a receiver of that version keeps claiming through its own
-/// signature during a rolling upgrade, and new completions name their id. In a schema of its
-/// own, so that a shared server's other tests are not disturbed.
+/// no id, since none was recorded), a receiver of that version keeps claiming and completing
+/// through its own signatures during a rolling upgrade, and new completions name their id. In
+/// a schema of its own, so that a shared server's other tests are not disturbed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn migration_upgrades_the_version_before_delivery_ids() {
     let server = PostgresServer::start();
@@ -246,16 +246,28 @@ async fn migration_upgrades_the_version_before_delivery_ids() {
                 .get::<_, i32>(0)
         }
     };
+    // And its completion: `SELECT hookverify_complete($1, $2, $3, $4)`.
+    let previous_complete = |keys: &DeliveryKeys, token: ClaimToken| {
+        let keys: Vec<String> = keys.all().map(|key| key.as_str().to_owned()).collect();
+        let token = i64::from_le_bytes(token.get().to_le_bytes());
+        let retain = i64::try_from(RETAIN.as_millis()).expect("in range");
+        let client = &client;
+        async move {
+            client
+                .query_one(
+                    "SELECT hookverify_complete($1::text[], $2::bigint, $3::bigint, $4::integer)",
+                    &[&keys, &token, &retain, &1_000_i32],
+                )
+                .await
+                .expect("the previous completion")
+                .get::<_, bool>(0)
+        }
+    };
     let ns = random_namespace("before_ids");
     let before = keys(&ns, "dlv_before");
     let owner = token();
     assert_eq!(previous_claim(&before, owner).await, 0, "fresh");
-    assert!(
-        store
-            .complete(&before, owner, RETAIN)
-            .await
-            .expect("complete")
-    );
+    assert!(previous_complete(&before, owner).await);
 
     store.migrate().await.expect("migrate");
     store.migrate().await.expect("migrate again");
@@ -276,12 +288,7 @@ async fn migration_upgrades_the_version_before_delivery_ids() {
     assert_eq!(previous_claim(&during, owner).await, 0, "fresh");
     assert_eq!(previous_claim(&during, token()).await, 1, "in flight");
     assert_eq!(claim(&store, &during).await, Claim::InFlight);
-    assert!(
-        store
-            .complete(&during, owner, RETAIN)
-            .await
-            .expect("complete")
-    );
+    assert!(previous_complete(&during, owner).await);
     let replay = DeliveryKeys::new(
         &ns,
         Some("dlv_copy"),
@@ -352,7 +359,7 @@ async fn outage_fails_closed_then_recovers_without_rebuilding() {
         assert!(store.claim(&during, self::token(), LEASE).await.is_err());
         assert!(store.renew(&before, token, LEASE).await.is_err());
         assert!(store.complete(&before, token, RETAIN).await.is_err());
-        assert!(store.release(&before, token).await.is_err());
+        assert!(store.release(&before, token, RETAIN).await.is_err());
         assert!(started.elapsed() < Duration::from_secs(3));
     }
     let receiver =
@@ -434,7 +441,7 @@ async fn completion_commits_or_rolls_back_with_the_callers_transaction() {
     assert_eq!(effects(&store, &table).await, 0);
     // The rollback undid the completion: the claim is still held, and its owner releases it.
     assert_eq!(claim(&store, &keys).await, Claim::InFlight);
-    assert!(store.release(&keys, token).await.expect("release"));
+    assert!(store.release(&keys, token, RETAIN).await.expect("release"));
 
     let token = fresh(&store, &keys).await;
     {
@@ -467,7 +474,7 @@ async fn completion_commits_or_rolls_back_with_the_callers_transaction() {
             .expect("complete")
     );
     // A completed delivery can be neither released nor renewed by its old owner.
-    assert!(!store.release(&keys, token).await.expect("release"));
+    assert!(!store.release(&keys, token, RETAIN).await.expect("release"));
     assert!(!store.renew(&keys, token, LEASE).await.expect("renew"));
     assert_eq!(claim(&store, &keys).await, Claim::Completed);
 }
@@ -506,7 +513,7 @@ async fn rolled_back_claim_lapses_and_the_stale_owner_is_fenced() {
     );
     assert!(
         !store
-            .release_in(&*tx, &keys, stale)
+            .release_in(&*tx, &keys, stale, RETAIN)
             .await
             .expect("release_in")
     );

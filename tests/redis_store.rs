@@ -150,28 +150,38 @@ async fn values_and_ttls_follow_the_documented_layout() {
         assert!((599_000..=600_000).contains(&ttl), "{name}: ttl {ttl}");
     }
     // A completed key is never released.
-    assert!(!store.release(&keys, owner).await.expect("release"));
+    assert!(!store.release(&keys, owner, RETAIN).await.expect("release"));
     assert_eq!(
         get(&mut raw, &names[0]).await.as_deref(),
         Some(done[0].as_str())
     );
 
-    // A released claim leaves no key behind.
+    // A released claim leaves only its message key, released by its id, for the retention.
     let other = delivery(&ns, Some("dlv_released"), "m_released");
     let released = token();
     assert_eq!(
         store.claim(&other, released, LEASE).await.expect("claim"),
         Claim::Fresh
     );
-    assert!(store.release(&other, released).await.expect("release"));
-    for name in store.redis_keys(&other) {
-        let exists: i64 = redis::cmd("EXISTS")
-            .arg(&name)
-            .query_async(&mut raw)
+    assert!(
+        store
+            .release(&other, released, RETAIN)
             .await
-            .expect("EXISTS");
-        assert_eq!(exists, 0, "{name} outlived its release");
-    }
+            .expect("release")
+    );
+    let names = store.redis_keys(&other);
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(&names[0])
+        .query_async(&mut raw)
+        .await
+        .expect("EXISTS");
+    assert_eq!(exists, 0, "{} outlived its release", names[0]);
+    assert_eq!(
+        get(&mut raw, &names[1]).await.as_deref(),
+        Some("rel:dlv_released")
+    );
+    let ttl = pttl(&mut raw, &names[1]).await;
+    assert!((599_000..=600_000).contains(&ttl), "ttl {ttl}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -218,7 +228,7 @@ async fn outage_fails_closed_then_recovers_without_rebuilding() {
         assert!(store.claim(&during, token(), LEASE).await.is_err());
         assert!(store.renew(&before, owner, LEASE).await.is_err());
         assert!(store.complete(&before, owner, RETAIN).await.is_err());
-        assert!(store.release(&before, owner).await.is_err());
+        assert!(store.release(&before, owner, RETAIN).await.is_err());
         assert!(started.elapsed() < Duration::from_secs(3));
     }
     // A receiver fails closed: the delivery is not accepted.
@@ -359,7 +369,12 @@ async fn values_of_the_previous_version_are_understood() {
     for name in store.redis_keys(&released) {
         set(name, format!("held:{}", owner.get())).await;
     }
-    assert!(store.release(&released, owner).await.expect("release"));
+    assert!(
+        store
+            .release(&released, owner, RETAIN)
+            .await
+            .expect("release")
+    );
     assert_eq!(
         store.claim(&released, token(), LEASE).await.expect("claim"),
         Claim::Fresh

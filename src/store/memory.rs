@@ -55,17 +55,24 @@ struct Entry {
     status: Status,
 }
 
-/// Held, or completed by a delivery id. `Held` takes the pointer's null niche, so the state
-/// costs one fat pointer: no separate flag.
+/// Held, or settled (completed or released) by a delivery id. `Held` takes the pointer's null
+/// niche, so the state costs one fat pointer: no separate flag.
 #[derive(Clone)]
 enum Status {
     Held,
-    /// The delivery id that completed the key: on a message key, the delivery's own copy of
-    /// its id (an empty text, which allocates nothing, on an id key, whose text is the id, and
-    /// for a delivery without one). A copy rather than a share of the request's text: a
+    /// Completed: the delivery id that completed the key (on a message key, the delivery's own
+    /// copy of its id; an empty text, which allocates nothing, on an id key, whose text is the
+    /// id, and for a delivery without one). A copy rather than a share of the request's text: a
     /// shared one would keep a reference count beside it for as long as it is remembered.
-    Completed(Box<str>),
+    ///
+    /// Or released: a message key whose attempt failed, kept as [`RELEASED`] followed by the
+    /// delivery id it was claimed under. Released keys are few (failed attempts), so they pay a
+    /// byte of text rather than every entry a tag for a third variant.
+    Settled(Box<str>),
 }
+
+/// What starts a released key's text: no delivery id does (ids are visible ASCII).
+const RELEASED: char = '\0';
 
 const _: () = assert!(size_of::<Entry>() == 32, "an entry's size is in the docs");
 
@@ -82,12 +89,36 @@ impl Entry {
         Self {
             token,
             until_ms,
-            status: Status::Completed(delivery_id),
+            status: Status::Settled(delivery_id),
         }
     }
 
+    /// A message key released by an attempt under `delivery_id`: no token holds it.
+    fn released_by(until_ms: i64, delivery_id: &str) -> Self {
+        let mut text = String::with_capacity(1 + delivery_id.len());
+        text.push(RELEASED);
+        text.push_str(delivery_id);
+        Self {
+            token: 0,
+            until_ms,
+            status: Status::Settled(text.into()),
+        }
+    }
+
+    fn is_held(&self) -> bool {
+        matches!(self.status, Status::Held)
+    }
+
     fn is_completed(&self) -> bool {
-        matches!(self.status, Status::Completed(_))
+        matches!(&self.status, Status::Settled(text) if !text.starts_with(RELEASED))
+    }
+
+    /// The delivery id whose attempt released the key, if it was released.
+    fn releasing_id(&self) -> Option<&str> {
+        match &self.status {
+            Status::Settled(text) => text.strip_prefix(RELEASED),
+            Status::Held => None,
+        }
     }
 
     fn live(&self, now: i64) -> bool {
@@ -96,7 +127,7 @@ impl Entry {
 
     /// Held by another token, unexpired.
     fn held_by_other(&self, now: i64, token: u64) -> bool {
-        self.live(now) && !self.is_completed() && self.token != token
+        self.live(now) && self.is_held() && self.token != token
     }
 
     fn completed(&self, now: i64) -> bool {
@@ -104,13 +135,26 @@ impl Entry {
     }
 
     fn held_by(&self, now: i64, token: u64) -> bool {
-        self.live(now) && !self.is_completed() && self.token == token
+        self.live(now) && self.is_held() && self.token == token
+    }
+
+    /// Held or completed by another token, unexpired: a key a completion must not take.
+    fn taken_from(&self, now: i64, token: u64) -> bool {
+        self.live(now) && self.releasing_id().is_none() && self.token != token
+    }
+
+    /// Released, unexpired, by an attempt under another delivery id than `delivery_id`.
+    fn released_by_other(&self, now: i64, delivery_id: Option<&str>) -> Option<&str> {
+        let by = self.releasing_id().filter(|_| self.live(now))?;
+        (Some(by) != delivery_id).then_some(by)
     }
 
     /// The delivery id that completed the key, if it was completed under one.
     fn completing_id(&self) -> Option<Arc<str>> {
         match &self.status {
-            Status::Completed(id) if !id.is_empty() => Some(Arc::from(&**id)),
+            Status::Settled(id) if !id.is_empty() && !id.starts_with(RELEASED) => {
+                Some(Arc::from(&**id))
+            }
             _ => None,
         }
     }
@@ -124,7 +168,8 @@ impl Entry {
 /// # Sizing
 ///
 /// A delivery with an id takes two keys (its id and its message key), held for the retention
-/// (default: twice the tolerance plus the lease, 630 s). So:
+/// (default: twice the tolerance plus the lease, 630 s); a failed attempt keeps its message key
+/// (released, for the retention) and frees its id. So:
 ///
 /// ```text
 /// capacity ≥ 2 × peak deliveries per second × retention in seconds
@@ -337,7 +382,24 @@ impl MemoryStore {
                         completed_by: entry.completing_id(),
                     });
                 }
-                _ => {}
+                Some(entry) => {
+                    // Released by a failed attempt under another id: once that id completed
+                    // (its retry, signed again), these bytes are a copy; while that id is held,
+                    // in flight; else free (the copy may be the genuine delivery).
+                    if let Some(by) = entry.released_by_other(now, keys.delivery_id()) {
+                        let owner = DeliveryKeys::id_only(keys.namespace(), by);
+                        let owner = owner.id().and_then(|id| state.entries.peek(id.digest()));
+                        if owner.is_some_and(|entry| entry.completed(now)) {
+                            return Ok(Claim::Replay {
+                                completed_by: Some(by.into()),
+                            });
+                        }
+                        if owner.is_some_and(|entry| entry.held_by_other(now, token)) {
+                            return Ok(Claim::InFlight);
+                        }
+                    }
+                }
+                None => {}
             }
         }
         // This delivery's own expired keys are free: gone first, so that making room can never
@@ -401,21 +463,40 @@ impl MemoryStore {
         )
     }
 
-    fn complete_now(&self, keys: &DeliveryKeys, token: ClaimToken, retain: Duration) -> bool {
+    /// Completes every key unless another token holds or completed one: a key this token
+    /// holds (even past its lease), or that nobody holds any more, is the delivery's to record.
+    fn complete_now(
+        &self,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+        retain: Duration,
+    ) -> Result<bool, StoreError> {
         let (now, token) = (self.now_ms(), token.get());
-        let ours = |entry: &Entry| {
-            entry.held_by(now, token) || (entry.completed(now) && entry.token == token)
-        };
         let until_ms = now.saturating_add(millis(retain));
         // Copied before the lock is taken; only the message key keeps it.
         let mut delivery_id = keys.message().and(keys.delivery_id()).map(Box::from);
-        self.settle(keys, ours, |key| {
+        let mut state = self.lock();
+        let taken = keys.all().any(|key| {
+            (state.entries.peek(key.digest())).is_some_and(|entry| entry.taken_from(now, token))
+        });
+        if taken {
+            return Ok(false);
+        }
+        // A key whose lease lapsed may have been reclaimed meanwhile: room for it first.
+        let new_keys = keys
+            .all()
+            .filter(|key| !state.entries.contains(key.digest()))
+            .count();
+        self.make_room(&mut state, now, new_keys)?;
+        for key in keys.all() {
             let id = match Some(key) == keys.message() {
                 true => delivery_id.take(),
                 false => None,
             };
-            Entry::completed_by(token, until_ms, id.unwrap_or_default())
-        })
+            let entry = Entry::completed_by(token, until_ms, id.unwrap_or_default());
+            state.entries.put(*key.digest(), entry);
+        }
+        Ok(true)
     }
 
     /// If every key's entry passes `ours`, replaces each with `next(key)`.
@@ -437,18 +518,30 @@ impl MemoryStore {
         all_ours
     }
 
-    fn release_now(&self, keys: &DeliveryKeys, token: ClaimToken) -> bool {
+    /// Frees each key the token holds; a message key claimed under a delivery id is kept,
+    /// released by that id, for `retain`.
+    fn release_now(&self, keys: &DeliveryKeys, token: ClaimToken, retain: Duration) -> bool {
+        let now = self.now_ms();
         let mut state = self.lock();
         let mut released = 0;
         for key in keys.all() {
-            if state
-                .entries
-                .peek(key.digest())
-                .is_some_and(|entry| !entry.is_completed() && entry.token == token.get())
-            {
-                state.entries.remove(key.digest());
-                released += 1;
+            let ours = (state.entries.peek(key.digest()))
+                .is_some_and(|entry| entry.is_held() && entry.token == token.get());
+            if !ours {
+                continue;
             }
+            match keys.delivery_id().filter(|_| Some(key) == keys.message()) {
+                Some(id) => {
+                    let until_ms = now.saturating_add(millis(retain));
+                    state
+                        .entries
+                        .put(*key.digest(), Entry::released_by(until_ms, id));
+                }
+                None => {
+                    state.entries.remove(key.digest());
+                }
+            }
+            released += 1;
         }
         released > 0
     }
@@ -511,11 +604,16 @@ impl DeliveryStore for MemoryStore {
         token: ClaimToken,
         retain: Duration,
     ) -> Result<bool, StoreError> {
-        Ok(self.complete_now(keys, token, retain))
+        self.complete_now(keys, token, retain)
     }
 
-    async fn release(&self, keys: &DeliveryKeys, token: ClaimToken) -> Result<bool, StoreError> {
-        Ok(self.release_now(keys, token))
+    async fn release(
+        &self,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+        retain: Duration,
+    ) -> Result<bool, StoreError> {
+        Ok(self.release_now(keys, token, retain))
     }
 }
 
@@ -611,16 +709,21 @@ mod tests {
             claim(&store, n).expect("answer");
         }
         assert!(store.renew_now(&keys(0), token(0), LEASE * 2));
-        assert!(store.complete_now(&keys(1), token(1), LEASE * 20));
-        assert!(store.release_now(&keys(2), token(2)));
+        assert!(
+            store
+                .complete_now(&keys(1), token(1), LEASE * 20)
+                .expect("room")
+        );
+        assert!(store.release_now(&keys(2), token(2), LEASE));
         in_step(&store);
         clock.advance(time::Duration::seconds(61));
-        // Delivery 0 has expired and makes room for 4; 5 evicts the live delivery 1.
+        // Delivery 2's released message key has expired and makes room for 3, delivery 0 for
+        // 4; 5 evicts the live delivery 1.
         for n in 3..6 {
             claim(&store, n).expect("answer");
             in_step(&store);
         }
-        assert_eq!(store.evictions(), 4);
+        assert_eq!(store.evictions(), 5);
         assert_eq!(store.premature_evictions(), 2);
     }
 

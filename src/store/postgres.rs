@@ -37,8 +37,11 @@
 //!   function raises a private error, which rolls the subtransaction back. That undoes the
 //!   keys taken before *and* drops the row lock the losing `ON CONFLICT` took (PostgreSQL
 //!   locks the existing row even when the `WHERE` fails), so a losing claim holds nothing.
-//!   `renew` and `complete` act only if the token still holds every key, the same way;
-//!   `release` deletes each key the token still holds and never a completed one.
+//!   `renew` acts only if the token still holds every key, the same way, and `complete`
+//!   only if no other token holds or completed one (a key whose lease lapsed untaken is still
+//!   the delivery's to record);
+//!   `release` frees each key the token still holds and never a completed one (the message
+//!   key of a delivery with an id stays, released by that id, for the retention).
 //! - **The server's clock.** Leases and retention are written and judged with the database's
 //!   `clock_timestamp()` (Unix milliseconds in `until_ms`), never with a time the client
 //!   computed: replicas whose clocks disagree cannot shorten or stretch a lease.
@@ -91,7 +94,8 @@
 //!    [`StoreError`], and the provider retries). Then call the guard's
 //!    [`complete`](crate::ClaimGuard::complete): `complete` is idempotent for its token, so it
 //!    finds the delivery completed by this token and answers `Ok`. If `complete_in` answers
-//!    `false`, the lease ran out and another attempt may own the delivery: **roll back**.
+//!    `false`, the lease ran out and another attempt took the delivery over (it holds or
+//!    completed it): **roll back**.
 //! 4. On a rollback nothing is recorded: release the guard
 //!    ([`release`](crate::ClaimGuard::release)) so that the provider's retry is handled.
 //!
@@ -157,8 +161,10 @@ use crate::store::{Claim, ClaimToken, DeliveryKeys, DeliveryStore, StoreError, m
 /// server's clock) at which the lease or the retention ends, whether it was completed, and, on
 /// a message key, the delivery id that claimed it (kept once completed: a replay's answer names
 /// it). A table made by an earlier version of this crate is upgraded in place (its rows stay
-/// valid; a replay of a message completed before the upgrade names no id), and the claim
-/// function of the previous version stays, for its receivers during a rolling upgrade.
+/// valid; a replay of a message completed before the upgrade names no id), and the claim,
+/// completion and release functions of the previous version stay (calling the new ones), for
+/// its receivers during a rolling upgrade. A released message key is a row with no token, not
+/// completed, naming the delivery id whose attempt released it.
 pub const MIGRATION: &str = r#"
 CREATE TABLE IF NOT EXISTS hookverify_deliveries (
     key         text    PRIMARY KEY,
@@ -208,7 +214,10 @@ $migrate_id$;
 -- Claims every key for `claimant`, in the given order (the delivery id's first, the message
 -- key last; either may be absent), recording `holder` (the delivery id, or NULL) on the
 -- message key. Answers 0 fresh, 1 in flight, 2 completed (the delivery id was completed), 3
--- replay (the message was completed; `completed_by` is the delivery id recorded on it). A
+-- replay (the message was completed, or released by an attempt under another id that has
+-- completed since; `completed_by` is the delivery id recorded on it). A message key released
+-- under an id that is neither completed nor held by another token (`holder` itself: the
+-- provider's retry of the failed attempt) is free; held, the claim is in flight. A
 -- key's kind is its second field: `{namespace}:id:…` or `{namespace}:msg:…` (a namespace has
 -- no ':').
 CREATE OR REPLACE FUNCTION hookverify_claim(
@@ -223,6 +232,8 @@ DECLARE
     last constant integer := cardinality(claim_keys);
     was_completed boolean;
     was_claimed_by text;
+    was_released boolean;
+    owner_completed boolean;
 BEGIN
     answer := 0;
     BEGIN
@@ -240,12 +251,28 @@ BEGIN
                     completed = false,
                     delivery_id = excluded.delivery_id
                 WHERE d.until_ms <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint
-                   OR (d.token = claimant AND NOT d.completed);
+                   OR (d.token = claimant AND NOT d.completed)
+                   -- Released by a failed attempt, whose id is neither completed nor held
+                   -- by another token (under this very id: this claim holds it).
+                   OR (d.token IS NULL AND NOT d.completed AND NOT EXISTS (
+                       SELECT 1 FROM hookverify_deliveries AS o
+                       WHERE o.key = split_part(d.key, ':', 1) || ':id:' || d.delivery_id
+                         AND o.until_ms > (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+                         AND (o.completed OR o.token IS DISTINCT FROM claimant)));
             IF NOT FOUND THEN
                 -- Live and not ours. This transaction holds the row's lock: it cannot change.
-                SELECT d.completed, d.delivery_id INTO was_completed, was_claimed_by
+                SELECT d.completed, d.delivery_id, d.token IS NULL AND NOT d.completed
+                INTO was_completed, was_claimed_by, was_released
                 FROM hookverify_deliveries AS d WHERE d.key = claim_keys[i];
+                IF was_released AND NOT was_completed THEN
+                    -- A copy of a failed attempt's bytes once its id completed (its retry).
+                    SELECT o.completed INTO owner_completed FROM hookverify_deliveries AS o
+                    WHERE o.key = split_part(claim_keys[i], ':', 1) || ':id:' || was_claimed_by;
+                    was_completed := coalesce(owner_completed, false);
+                END IF;
                 answer := CASE
+                    WHEN was_released AND NOT was_completed THEN 1
+                    WHEN was_released THEN 3
                     WHEN NOT coalesce(was_completed, false) THEN 1
                     WHEN split_part(claim_keys[i], ':', 2) = 'msg' THEN 3
                     ELSE 2
@@ -263,13 +290,16 @@ END
 $claim$;
 
 -- The previous version's claim, which its receivers still call during a rolling upgrade: the
--- same claim, recording no delivery id.
+-- same claim, with the delivery id read from the id key (`{namespace}:id:{delivery id}`; a
+-- namespace has no ':'), so that its retry of an attempt released under that id is fresh.
 CREATE OR REPLACE FUNCTION hookverify_claim(
     claim_keys text[], claimant bigint, lease_ms bigint, wait_ms integer
 ) RETURNS integer
 LANGUAGE sql
 AS $claim_previous$
-    SELECT c.answer FROM hookverify_claim(claim_keys, claimant, lease_ms, wait_ms, NULL::text) AS c
+    SELECT c.answer FROM hookverify_claim(claim_keys, claimant, lease_ms, wait_ms,
+        CASE WHEN split_part(claim_keys[1], ':', 2) = 'id'
+            THEN substr(claim_keys[1], length(split_part(claim_keys[1], ':', 1)) + 5) END) AS c
 $claim_previous$;
 
 -- Extends every key to `lease_ms` from now, if `claimant` holds them all.
@@ -300,11 +330,15 @@ EXCEPTION WHEN SQLSTATE 'ZH001' THEN
 END
 $renew$;
 
--- Completes every key for `retain_ms` from now, if `claimant` holds them all. Keys it
--- already completed (an earlier call whose answer was lost, or `complete_in` in a committed
--- transaction) count as held and are left as they are.
+-- Completes every key for `retain_ms` from now, recording `holder` (the delivery id, or NULL)
+-- on the message key, unless another token holds (unexpired) or completed (retained) one. A
+-- key `claimant` holds is its own even past its lease, and so is a key nobody holds any more
+-- (the lease lapsed and nobody took the delivery over, or it is released: the handler ran,
+-- so it is recorded).
+-- Keys it already completed (an earlier call whose answer was lost, or `complete_in` in a
+-- committed transaction) are left as they are.
 CREATE OR REPLACE FUNCTION hookverify_complete(
-    claim_keys text[], claimant bigint, retain_ms bigint, wait_ms integer
+    claim_keys text[], claimant bigint, retain_ms bigint, wait_ms integer, holder text
 ) RETURNS boolean
 LANGUAGE plpgsql
 SET lock_timeout = '2s'
@@ -316,15 +350,25 @@ BEGIN
         PERFORM set_config('lock_timeout', greatest(1, wait_ms
             - floor(extract(epoch FROM clock_timestamp() - started) * 1000))::bigint::text,
             true);
-        UPDATE hookverify_deliveries
-        SET until_ms = (extract(epoch FROM clock_timestamp()) * 1000)::bigint + retain_ms,
-            completed = true
-        WHERE key = claim_keys[i] AND token = claimant AND NOT completed
-          AND until_ms > (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+        INSERT INTO hookverify_deliveries AS d (key, token, until_ms, completed, delivery_id)
+        VALUES (claim_keys[i], claimant,
+                (extract(epoch FROM clock_timestamp()) * 1000)::bigint + retain_ms, true,
+                CASE WHEN split_part(claim_keys[i], ':', 2) = 'msg' THEN holder END)
+        ON CONFLICT (key) DO UPDATE
+            SET token = excluded.token,
+                until_ms = excluded.until_ms,
+                completed = true,
+                -- The claim recorded the id on the keys it holds: keep it.
+                delivery_id = CASE WHEN d.token = claimant
+                    THEN coalesce(d.delivery_id, excluded.delivery_id)
+                    ELSE excluded.delivery_id END
+            WHERE (d.token = claimant AND NOT d.completed)
+               OR (d.token IS NULL AND NOT d.completed) -- released
+               OR d.until_ms <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
         IF NOT FOUND THEN
+            -- Unexpired and not held by `claimant`; this transaction holds the row's lock.
             PERFORM 1 FROM hookverify_deliveries
-            WHERE key = claim_keys[i] AND token = claimant AND completed
-              AND until_ms > (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+            WHERE key = claim_keys[i] AND token = claimant AND completed;
             IF NOT FOUND THEN
                 RAISE SQLSTATE 'ZH001';
             END IF;
@@ -336,13 +380,26 @@ EXCEPTION WHEN SQLSTATE 'ZH001' THEN
 END
 $complete$;
 
--- Deletes every key `claimant` still holds (never a completed one); true if there was one.
+-- The previous version's completion, which its receivers still call during a rolling upgrade:
+-- the same completion, recording no delivery id on a message key it did not hold.
+CREATE OR REPLACE FUNCTION hookverify_complete(
+    claim_keys text[], claimant bigint, retain_ms bigint, wait_ms integer
+) RETURNS boolean
+LANGUAGE sql
+AS $complete_previous$
+    SELECT hookverify_complete(claim_keys, claimant, retain_ms, wait_ms, NULL::text)
+$complete_previous$;
+
+-- Frees every key `claimant` still holds (never a completed one); true if there was one. The
+-- message key of a delivery with an id (`holder`) is kept for `retain_ms` from now, released
+-- by that id (no token, not completed): a copy of the failed attempt's bytes under another id
+-- is then a replay. Any other key is deleted (and every key when `retain_ms` is NULL).
 -- Each key is first probed with an upsert that changes nothing: it waits for a claim of the
--- key still in progress (an orphan whose caller gave up, landing late), so that the delete
+-- key still in progress (an orphan whose caller gave up, landing late), so that the release
 -- sees it. A probe that found no row inserted one; the rollback of the key's subtransaction
 -- takes it back, with any lock the attempt took on a key that is not ours.
 CREATE OR REPLACE FUNCTION hookverify_release(
-    claim_keys text[], claimant bigint, wait_ms integer
+    claim_keys text[], claimant bigint, retain_ms bigint, wait_ms integer, holder text
 ) RETURNS boolean
 LANGUAGE plpgsql
 SET lock_timeout = '2s'
@@ -361,8 +418,17 @@ BEGIN
             VALUES (claim_keys[i], claimant, 0, false)
             ON CONFLICT (key) DO UPDATE SET until_ms = d.until_ms WHERE false
             RETURNING true INTO probed;
-            DELETE FROM hookverify_deliveries
-            WHERE key = claim_keys[i] AND token = claimant AND NOT completed;
+            IF split_part(claim_keys[i], ':', 2) = 'msg' AND holder IS NOT NULL
+               AND retain_ms IS NOT NULL THEN
+                UPDATE hookverify_deliveries
+                SET token = NULL,
+                    until_ms = (extract(epoch FROM clock_timestamp()) * 1000)::bigint + retain_ms,
+                    delivery_id = holder
+                WHERE key = claim_keys[i] AND token = claimant AND NOT completed;
+            ELSE
+                DELETE FROM hookverify_deliveries
+                WHERE key = claim_keys[i] AND token = claimant AND NOT completed;
+            END IF;
             IF coalesce(probed, false) OR NOT FOUND THEN
                 RAISE SQLSTATE 'ZH001';
             END IF;
@@ -374,6 +440,16 @@ BEGIN
     RETURN freed > 0;
 END
 $release$;
+
+-- The previous version's release, which its receivers still call during a rolling upgrade:
+-- it deletes every key it frees, as that version did.
+CREATE OR REPLACE FUNCTION hookverify_release(
+    claim_keys text[], claimant bigint, wait_ms integer
+) RETURNS boolean
+LANGUAGE sql
+AS $release_previous$
+    SELECT hookverify_release(claim_keys, claimant, NULL::bigint, wait_ms, NULL::text)
+$release_previous$;
 
 -- Deletes up to `batch` expired rows, skipping rows that open transactions hold.
 CREATE OR REPLACE FUNCTION hookverify_cleanup(batch bigint, wait_ms integer) RETURNS bigint
@@ -446,19 +522,20 @@ impl Function {
 
     /// `$1` keys, `$2` token, then the lease or retention (ms) if the function takes one, and
     /// last the time left for lock waits (ms).
-    /// The claim also takes the delivery id (`$5`, recorded on the message key) and answers
-    /// two columns: its code and, on a replay, the delivery id that completed the message.
+    /// The claim, the completion and the release also take the delivery id (`$5`, recorded on
+    /// the message key); the claim answers two columns: its code and, on a replay, the delivery id that
+    /// completed the message.
     fn sql(self) -> &'static str {
         match self {
             Self::Claim => "SELECT answer, completed_by FROM hookverify_claim($1, $2, $3, $4, $5)",
             Self::Renew => "SELECT hookverify_renew($1, $2, $3, $4)",
-            Self::Complete => "SELECT hookverify_complete($1, $2, $3, $4)",
-            Self::Release => "SELECT hookverify_release($1, $2, $3)",
+            Self::Complete => "SELECT hookverify_complete($1, $2, $3, $4, $5)",
+            Self::Release => "SELECT hookverify_release($1, $2, $3, $4, $5)",
         }
     }
 
     fn types(self) -> &'static [Type] {
-        const CLAIM: [Type; 5] = [
+        const WITH_ID: [Type; 5] = [
             Type::TEXT_ARRAY,
             Type::INT8,
             Type::INT8,
@@ -466,11 +543,9 @@ impl Function {
             Type::TEXT,
         ];
         const SPANNED: [Type; 4] = [Type::TEXT_ARRAY, Type::INT8, Type::INT8, Type::INT4];
-        const UNSPANNED: [Type; 3] = [Type::TEXT_ARRAY, Type::INT8, Type::INT4];
         match self {
-            Self::Claim => &CLAIM,
-            Self::Renew | Self::Complete => &SPANNED,
-            Self::Release => &UNSPANNED,
+            Self::Claim | Self::Complete | Self::Release => &WITH_ID,
+            Self::Renew => &SPANNED,
         }
     }
 }
@@ -484,7 +559,8 @@ struct Arguments<'a> {
     token: i64,
     span_ms: Option<i64>,
     wait_ms: i32,
-    /// The delivery id, which the claim records on the message key.
+    /// The delivery id, which the claim, the completion and the release record on the message
+    /// key.
     delivery_id: Option<&'a str>,
 }
 
@@ -510,7 +586,7 @@ impl<'a> Arguments<'a> {
             params.push(span);
         }
         params.push(&self.wait_ms);
-        if matches!(function, Function::Claim) {
+        if !matches!(function, Function::Renew) {
             params.push(&self.delivery_id);
         }
         params
@@ -690,7 +766,7 @@ impl PostgresStore {
 
     /// [`DeliveryStore::complete`] on `client`, typically the transaction that holds the
     /// handler's writes: the completion commits or rolls back with them. Answers `false` if
-    /// `token` no longer holds every key; then roll the transaction back. Bounded by the
+    /// another token holds or completed a key; then roll the transaction back. Bounded by the
     /// timeout.
     pub async fn complete_in<C>(
         &self,
@@ -706,17 +782,19 @@ impl PostgresStore {
             .await
     }
 
-    /// [`DeliveryStore::release`] on `client`. Bounded by the timeout.
+    /// [`DeliveryStore::release`] on `client`: the message key of a delivery with an id is
+    /// kept for `retain`, released by that id. Bounded by the timeout.
     pub async fn release_in<C>(
         &self,
         client: &C,
         keys: &DeliveryKeys,
         token: ClaimToken,
+        retain: Duration,
     ) -> Result<bool, StoreError>
     where
         C: GenericClient + Sync,
     {
-        self.call_in(client, Function::Release, keys, token, None)
+        self.call_in(client, Function::Release, keys, token, Some(retain))
             .await
     }
 
@@ -844,8 +922,14 @@ impl DeliveryStore for PostgresStore {
             .await
     }
 
-    async fn release(&self, keys: &DeliveryKeys, token: ClaimToken) -> Result<bool, StoreError> {
-        self.call_pooled(Function::Release, keys, token, None).await
+    async fn release(
+        &self,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+        retain: Duration,
+    ) -> Result<bool, StoreError> {
+        self.call_pooled(Function::Release, keys, token, Some(retain))
+            .await
     }
 }
 
@@ -1026,7 +1110,13 @@ mod tests {
         let keys = DeliveryKeys::new(&namespace, Some("dlv_1"), &digest);
         let claim = store.claim(&keys, ClaimToken::new(1), Duration::from_secs(30));
         assert!(claim.await.is_err());
-        assert!(store.release(&keys, ClaimToken::new(1)).await.is_err());
+        let retain = Duration::from_secs(600);
+        assert!(
+            store
+                .release(&keys, ClaimToken::new(1), retain)
+                .await
+                .is_err()
+        );
     }
 
     #[test]
@@ -1051,11 +1141,6 @@ mod tests {
             let digest = crate::store::MessageDigest::of(&[b"{}"]);
             let keys = DeliveryKeys::new(&namespace, Some("dlv_1"), &digest);
             let span = Some(Duration::from_secs(1));
-            let span = if matches!(function, Function::Release) {
-                None
-            } else {
-                span
-            };
             let arguments = Arguments::new(&keys, ClaimToken::new(1), span, Instant::now());
             assert_eq!(
                 arguments.typed_params(function).len(),

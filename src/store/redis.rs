@@ -17,9 +17,10 @@
 //!   timestamp window still uses each receiver's own clock: that is the provider's signature,
 //!   not the store.)
 //! - **Fencing by token.** The caller's [`ClaimToken`] is written into each held key; `renew`
-//!   and `complete` act only if every key still holds it, `release` deletes only the keys that
-//!   do. A worker whose lease ran out cannot touch the claim a newer worker took since, and a
-//!   completed key is never released.
+//!   acts only if every key still holds it, `complete` only if no key is held or completed by
+//!   another token, `release` deletes only the keys that hold it. A worker whose lease ran out
+//!   cannot touch the claim a newer worker took since, and a completed key is never released.
+//!   A released key is held by no token.
 //!
 //! # Key layout
 //!
@@ -32,7 +33,8 @@
 //!
 //! for instance `hookverify:{default}:id:dlv_123` (`done:8812…`) and
 //! `hookverify:{default}:msg:9f86…` (`done:8812…:dlv_123`). The token is written in decimal. A
-//! released key is deleted; an expired one is dropped by Redis. The delivery id on the message
+//! released key is deleted, except the message key of a delivery with an id, which becomes
+//! `rel:{delivery id}` for the retention (`rel:dlv_123`); an expired one is dropped by Redis. The delivery id on the message
 //! key is what a replay's answer names as `completed_by`; values written by earlier versions,
 //! without it, are read the same way (a replay of one names no id).
 //!
@@ -42,17 +44,28 @@
 //!   the keys' kinds, the delivery id or an empty string): `2` (completed) if the id key is
 //!   done; `1` (in flight) if the id key is held by another token; `1` if the message key is
 //!   held by another token; `3` (replay) if the message key is done, with the delivery id
-//!   written on it; else both keys are set to `held:{token}` (the message key followed by
-//!   `:{delivery id}`) with `PX lease`, answer `0` (fresh). A key held by the same token counts
-//!   as free, so a claim retried with its token is fresh again. The answer is a pair: the code
+//!   written on it, or released by another delivery id than the claim's whose id key is done
+//!   (`1` while that id key is held by another token; free otherwise, as when released by the
+//!   claim's own id; the id key is read by name: it shares the hash tag); else both keys are set to
+//!   `held:{token}` (the message key followed by `:{delivery id}`) with `PX lease`, answer `0`
+//!   (fresh). A key held by the same token counts as free, so a claim retried with its token
+//!   is fresh again. The answer is a pair: the code
 //!   and the replayed message's delivery id (empty otherwise).
 //! - **renew** (`ARGV`: token, lease in ms): `1` and `PEXPIRE lease` on every key if the token
 //!   holds all of them, else `0` and nothing changes.
-//! - **complete** (`ARGV`: token, retention in ms): `1` and every key set to `done:{token}`
-//!   (the message key keeping the delivery id its claim wrote) with `PX retention` if the token
-//!   holds (or already completed) all of them, else `0` and nothing changes. Keeping the token makes a repeated completion harmless: a completion
-//!   whose answer was lost can be retried.
-//! - **release** (`ARGV`: token): deletes each key the token still holds, answers how many.
+//! - **complete** (`ARGV`: token, retention in ms, the keys' kinds, the delivery id): `0`, and
+//!   nothing changes, if another token holds or completed any key; else `1` and every key set
+//!   to `done:{token}` (the message key keeping the `:{delivery id}` its claim wrote, or given
+//!   it if the key is gone) with `PX retention`. A key the token holds or completed is its own,
+//!   and so is a key Redis dropped when its lease lapsed with nobody taking it over (renewals
+//!   failed during an outage), or a released one: the handler ran, so the delivery is
+//!   recorded. Keeping the token makes a repeated completion harmless: a
+//!   completion whose answer was lost can be retried.
+//! - **release** (`ARGV`: token, retention in ms, the keys' kinds, the delivery id): frees each
+//!   key the token still holds, answers how many. The id key is deleted, so the provider's
+//!   retry under that id is fresh; the message key is set to `rel:{delivery id}` with `PX
+//!   retention` (deleted for a delivery without an id), so a copy of the failed attempt's
+//!   bytes under another id is a replay once that id completed.
 //!
 //! # Redis Cluster
 //!
@@ -146,7 +159,19 @@ for i = 1, #KEYS do
     if string.sub(ARGV[3], i, i) == 'i' then return {2, ''} end
     return {3, string.match(value, '^done:%d+:(.*)$') or ''}
   end
-  if value and not is(value, mine) then return {1, ''} end
+  if value and string.sub(value, 1, 4) == 'rel:' then
+    -- Released by a failed attempt under another id: a copy once that id completed (its
+    -- retry), in flight while that id is held, else free. That id's key shares the message
+    -- key's hash tag, so it lives in the same slot.
+    local by = string.sub(value, 5)
+    if by ~= ARGV[4] then
+      local owner = redis.call('GET', string.match(KEYS[i], '^(.*):msg:%x+$') .. ':id:' .. by)
+      if owner and string.sub(owner, 1, 5) == 'done:' then return {3, by} end
+      if owner and not is(owner, mine) then return {1, ''} end
+    end
+  elseif value and not is(value, mine) then
+    return {1, ''}
+  end
 end
 for i = 1, #KEYS do
   local value = mine
@@ -180,10 +205,13 @@ return 1
     )
 });
 
-/// `KEYS`: the delivery's keys. `ARGV`: the token, the retention in ms.
-/// Answers 1 (every key is now `done:<token>` for the retention, the message key still
-/// followed by the delivery id its claim wrote) if the token holds or has completed every key,
-/// else 0.
+/// `KEYS`: the delivery's keys. `ARGV`: the token, the retention in ms, the keys' kinds (as for
+/// the claim), the delivery id (empty if none).
+/// Answers 0, changing nothing, if another token holds or completed a key; else 1, every key
+/// now `done:<token>` for the retention (the message key still followed by the delivery id its
+/// claim wrote, or by the one given if Redis dropped it). A key this token holds or completed
+/// is the delivery's, and so is a key nobody holds any more (its lease lapsed and Redis dropped
+/// it, or it is released): the handler ran, so the delivery is recorded.
 static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -195,20 +223,29 @@ local done = 'done:' .. ARGV[1]
 local values = {}
 for i = 1, #KEYS do
   local value = redis.call('GET', KEYS[i])
-  if not (is(value, mine) or is(value, done)) then return 0 end
-  values[i] = value
+  local released = value and string.sub(value, 1, 4) == 'rel:'
+  if value and not (released or is(value, mine) or is(value, done)) then return 0 end
+  if value and not released then
+    -- `held:` and `done:` are as long: the token and the delivery id after them stay.
+    values[i] = 'done:' .. string.sub(value, 6)
+  elseif string.sub(ARGV[3], i, i) == 'm' and ARGV[4] ~= '' then
+    values[i] = done .. ':' .. ARGV[4]
+  else
+    values[i] = done
+  end
 end
 for i = 1, #KEYS do
-  -- `held:` and `done:` are as long: the token and the delivery id after them stay.
-  redis.call('SET', KEYS[i], 'done:' .. string.sub(values[i], 6), 'PX', ARGV[2])
+  redis.call('SET', KEYS[i], values[i], 'PX', ARGV[2])
 end
 return 1
 ",
     )
 });
 
-/// `KEYS`: the delivery's keys. `ARGV`: the token.
-/// Deletes each key the token holds (never a completed one); answers how many.
+/// `KEYS`: the delivery's keys. `ARGV`: the token, the retention in ms, the keys' kinds, the
+/// delivery id (empty if none).
+/// Frees each key the token holds (never a completed one): the message key of a delivery with
+/// an id becomes `rel:<delivery id>` for the retention, any other is deleted. Answers how many.
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -219,7 +256,11 @@ local mine = 'held:' .. ARGV[1]
 local released = 0
 for i = 1, #KEYS do
   if is(redis.call('GET', KEYS[i]), mine) then
-    redis.call('DEL', KEYS[i])
+    if string.sub(ARGV[3], i, i) == 'm' and ARGV[4] ~= '' then
+      redis.call('SET', KEYS[i], 'rel:' .. ARGV[4], 'PX', ARGV[2])
+    else
+      redis.call('DEL', KEYS[i])
+    end
     released = released + 1
   end
 end
@@ -410,6 +451,18 @@ fn claim_answer(code: i64, id: &[u8]) -> Result<Claim, StoreError> {
     }
 }
 
+/// Adds the keys' kinds (`i` the id's, `m` the message's, one letter each in key order) and the
+/// delivery id (empty if none) to a script's arguments.
+fn with_kinds_and_id(invocation: &mut ScriptInvocation<'_>, keys: &DeliveryKeys) {
+    let kinds = match (keys.id(), keys.message()) {
+        (Some(_), Some(_)) => "im",
+        (Some(_), None) => "i",
+        _ => "m",
+    };
+    invocation.arg(kinds);
+    invocation.arg(keys.delivery_id().unwrap_or(""));
+}
+
 /// A lease or retention in whole milliseconds, from 1 ms to 100 years.
 fn span_ms(span: Duration) -> i64 {
     millis(span).min(MAX_SPAN_MS)
@@ -427,13 +480,7 @@ where
     ) -> Result<Claim, StoreError> {
         let mut invocation = self.invocation(&CLAIM, keys, token);
         invocation.arg(span_ms(lease));
-        let kinds = match (keys.id(), keys.message()) {
-            (Some(_), Some(_)) => "im",
-            (Some(_), None) => "i",
-            _ => "m",
-        };
-        invocation.arg(kinds);
-        invocation.arg(keys.delivery_id().unwrap_or(""));
+        with_kinds_and_id(&mut invocation, keys);
         let (code, id) = self.run::<(i64, Vec<u8>)>("claim", &invocation).await?;
         claim_answer(code, &id)
     }
@@ -457,11 +504,19 @@ where
     ) -> Result<bool, StoreError> {
         let mut invocation = self.invocation(&COMPLETE, keys, token);
         invocation.arg(span_ms(retain));
+        with_kinds_and_id(&mut invocation, keys);
         Ok(self.run::<i64>("complete", &invocation).await? == 1)
     }
 
-    async fn release(&self, keys: &DeliveryKeys, token: ClaimToken) -> Result<bool, StoreError> {
-        let invocation = self.invocation(&RELEASE, keys, token);
+    async fn release(
+        &self,
+        keys: &DeliveryKeys,
+        token: ClaimToken,
+        retain: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = self.invocation(&RELEASE, keys, token);
+        invocation.arg(span_ms(retain));
+        with_kinds_and_id(&mut invocation, keys);
         Ok(self.run::<i64>("release", &invocation).await? > 0)
     }
 }
